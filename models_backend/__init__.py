@@ -1,0 +1,1 @@
+"""Model definitions, loading and generation. Plain Python + PyTorch + transformers: never Django."""

@@ -1,0 +1,1 @@
+"""Training and evaluation steps, each runnable as ``python -m training.<step>``. Never Django."""
