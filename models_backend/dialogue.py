@@ -64,6 +64,9 @@ def split_pair(chosen: str, rejected: str) -> Pair:
     context = parse_transcript(chosen[:cut_c])
     if not context or context[-1].role != HUMAN:
         raise ValueError("the shared context must end with a Human message")
+    for i, message in enumerate(context):
+        if message.role != (HUMAN if i % 2 == 0 else ASSISTANT):
+            raise ValueError("the context must alternate Human and Assistant messages")
     return Pair(context, _reply(chosen[cut_c:]), _reply(rejected[cut_r:]))
 
 

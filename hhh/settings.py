@@ -1,0 +1,162 @@
+"""One settings module. Every value comes from the environment, through hhh.env helpers
+that fail loudly. The defaults run the whole lab on a laptop: SQLite under var/ and a
+Celery broker that is a folder under var/ (no server process)."""
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from hhh.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("LAB_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+    SECRET_KEY = "dev-only-insecure-key-set-DJANGO_SECRET_KEY-in-production"
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "labeling",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "hhh.urls"
+WSGI_APPLICATION = "hhh.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database: SQLite file under var/ by default; DATABASE_URL=postgres://… for PostgreSQL.
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'lab.sqlite3'}")
+_db_scheme = urlsplit(DATABASE_URL).scheme
+if _db_scheme not in {"sqlite", "postgres", "postgresql"}:
+    raise ImproperlyConfigured(
+        f"DATABASE_URL scheme {_db_scheme!r} is not supported (use sqlite:/// or postgres://)"
+    )
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+if _db_scheme == "sqlite":
+    DATABASES["default"]["OPTIONS"] = {
+        # Web, worker and beat write to one file: WAL lets readers go on during a write,
+        # IMMEDIATE takes the write lock at BEGIN so two writers queue instead of
+        # failing with "database is locked" halfway through a transaction.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+    # A file, not memory: the Celery worker process in the tests must see the same data.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "labeling:home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "static"
+
+# --- Celery: a folder broker under var/ by default; CELERY_BROKER_URL=redis://… for Redis.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+_broker_scheme = urlsplit(CELERY_BROKER_URL).scheme
+if _broker_scheme not in {"filesystem", "redis", "rediss", "amqp", "pyamqp"}:
+    raise ImproperlyConfigured(f"CELERY_BROKER_URL scheme {_broker_scheme!r} is not supported")
+if _broker_scheme == "filesystem":
+    BROKER_DIR = Path(env_str("LAB_BROKER_DIR", str(VAR_DIR / "broker"))).resolve()
+    (BROKER_DIR / "processed").mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR),
+        "data_folder_out": str(BROKER_DIR),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_IGNORE_RESULT = True  # tasks write their results to the database
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "labeling.tasks.generate_*": {"queue": "generate"},
+    "labeling.tasks.train_*": {"queue": "train"},
+}
+# One model per process and long tasks: take one message at a time.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+LAB_RETRAIN_EVERY_HOURS = env_float("LAB_RETRAIN_EVERY_HOURS", 24.0, minimum=0.01)
+CELERY_BEAT_SCHEDULE = {
+    "retrain-preference-model": {
+        "task": "labeling.tasks.train_scheduled_preference_model",
+        "schedule": LAB_RETRAIN_EVERY_HOURS * 3600,
+        "options": {"expires": LAB_RETRAIN_EVERY_HOURS * 3600 / 2},
+    },
+    "requeue-stale-candidates": {
+        "task": "labeling.tasks.requeue_stale_candidates",
+        "schedule": 60.0,
+        "options": {"expires": 50},
+    },
+}
+
+# --- The lab.
+LAB_DEFAULT_MODEL_SPEC = env_str("LAB_DEFAULT_MODEL_SPEC", "smollm2-135m-instruct")
+# Preference models start from this spec when no earlier preference model exists.
+LAB_PM_BASE_SPEC = env_str("LAB_PM_BASE_SPEC", LAB_DEFAULT_MODEL_SPEC)
+LAB_PM_DIR = VAR_DIR / "preference_models"
+# Scheduled retraining waits for at least this many usable comparisons.
+LAB_RETRAIN_MIN_COMPARISONS = env_int("LAB_RETRAIN_MIN_COMPARISONS", 20, minimum=2)
+LAB_TRAIN_MAX_LENGTH = env_int("LAB_TRAIN_MAX_LENGTH", 512, minimum=16)
+LAB_TRAIN_EPOCHS = env_int("LAB_TRAIN_EPOCHS", 1, minimum=1)
+LAB_TRAIN_BATCH_SIZE = env_int("LAB_TRAIN_BATCH_SIZE", 4, minimum=1)
+# A running candidate whose streamed text has not moved for this long belongs to a dead
+# worker: it is claimed again (workers load the model before claiming, so gaps are short).
+LAB_GENERATION_STALE_SECONDS = env_int("LAB_GENERATION_STALE_SECONDS", 120, minimum=10)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LAB_LOG_LEVEL", "INFO")},
+}

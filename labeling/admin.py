@@ -1,0 +1,79 @@
+"""The researcher's panel: every model, staff only (Django admin's own rule)."""
+
+from django.contrib import admin
+
+from labeling.models import (
+    CandidateResponse,
+    Campaign,
+    Comparison,
+    Conversation,
+    ModelVersion,
+    TrainingRun,
+    Turn,
+)
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "spec", "is_active", "created_at"]
+    list_filter = ["kind", "is_active"]
+    search_fields = ["name", "spec"]
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = ["name", "mode", "model_a", "model_b", "max_turns", "is_active"]
+    list_filter = ["mode", "is_active"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+class TurnInline(admin.TabularInline):
+    model = Turn
+    fields = ["index", "human_text", "left_slot", "chosen"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ["pk", "campaign", "worker", "status", "rating", "source", "created_at"]
+    list_filter = ["status", "campaign", "source"]
+    inlines = [TurnInline]
+
+
+class CandidateInline(admin.TabularInline):
+    model = CandidateResponse
+    fields = ["slot", "model_version", "status", "text", "token_count", "generation_seconds"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(Turn)
+class TurnAdmin(admin.ModelAdmin):
+    list_display = ["pk", "conversation", "index", "left_slot", "chosen"]
+    inlines = [CandidateInline]
+
+
+@admin.register(CandidateResponse)
+class CandidateResponseAdmin(admin.ModelAdmin):
+    list_display = ["pk", "turn", "slot", "model_version", "status", "token_count",
+                    "generation_seconds", "finish_reason"]
+    list_filter = ["status", "model_version", "finish_reason"]
+    search_fields = ["text"]
+
+
+@admin.register(Comparison)
+class ComparisonAdmin(admin.ModelAdmin):
+    list_display = ["pk", "turn", "worker", "chosen", "strength", "time_spent_ms", "source",
+                    "created_at"]
+    list_filter = ["strength", "source", "turn__conversation__campaign"]
+    raw_id_fields = ["turn", "left", "chosen", "rejected"]
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(admin.ModelAdmin):
+    list_display = ["pk", "kind", "status", "progress", "created_at", "finished_at"]
+    list_filter = ["kind", "status"]
+    readonly_fields = ["progress", "metrics", "error", "started_at", "finished_at"]

@@ -1,0 +1,53 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from models_backend import specs
+from models_backend.loading import ensure_smollm2_cache
+
+
+class Command(BaseCommand):
+    help = "Run the whole lab: web server, a generation worker, a training worker and beat."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("LAB_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("LAB_PORT", "8000")))
+
+    def handle(self, *args, host, port, **options):
+        resolved = specs.resolve(settings.LAB_DEFAULT_MODEL_SPEC)
+        if resolved.kind == "smollm2":
+            self.stdout.write("Preparing the default model (converted once, then cached)…")
+            ensure_smollm2_cache(resolved.path)
+        celery = [sys.executable, "-m", "celery", "-A", "hhh"]
+        commands = {
+            "web": [sys.executable, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
+            "generate": celery + ["worker", "-Q", "generate,default", "-c", "1",
+                                  "-n", "generate@%h", "-l", "INFO"],
+            "train": celery + ["worker", "-Q", "train", "-c", "1", "-n", "train@%h", "-l", "INFO"],
+            "beat": celery + ["beat", "-l", "INFO"],
+        }
+        procs = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
+        self.stdout.write(self.style.SUCCESS(f"\nThe lab is running at http://{host}:{port}/"))
+        self.stdout.write("Press Ctrl-C to stop web, workers and beat.\n")
+        try:
+            while True:
+                for name, proc in procs.items():
+                    if proc.poll() is not None:
+                        raise CommandError(f"{name} exited with status {proc.returncode}")
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for proc in procs.values():
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in procs.values():
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()

@@ -1,0 +1,116 @@
+"""Candidate responses: create, claim, stream, complete, fail, retry, requeue."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import partial
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from labeling.models import CandidateResponse, Campaign, Turn
+
+Status = CandidateResponse.Status
+
+
+def candidates_create(*, turn: Turn, campaign: Campaign) -> list[CandidateResponse]:
+    """Two pending candidates for a turn; generation is enqueued once the rows are committed."""
+    candidates = [
+        CandidateResponse.objects.create(
+            turn=turn, slot=slot, model_version=model, sampling=campaign.sampling()
+        )
+        for slot, model in enumerate((campaign.model_a, campaign.model_b))
+    ]
+    transaction.on_commit(partial(_enqueue_generation, turn.pk))
+    return candidates
+
+
+def _enqueue_generation(turn_id: int) -> None:
+    from labeling.tasks import generate_candidates  # tasks import services, not the reverse
+
+    generate_candidates.delay(turn_id)
+
+
+def _claimable(stale_after_s: float) -> Q:
+    stale = timezone.now() - timedelta(seconds=stale_after_s)
+    return Q(status=Status.PENDING) | Q(status=Status.RUNNING, heartbeat_at__lt=stale)
+
+
+def candidates_claim(*, turn_id: int, stale_after_s: float) -> list[CandidateResponse]:
+    """Mark a turn's pending (or abandoned) candidates running and return them.
+
+    A conditional update: a second worker holding the same message (a redelivery, a
+    requeue) finds the rows no longer claimable and gets nothing.
+    """
+    now = timezone.now()
+    claimable = _claimable(stale_after_s)
+    ids = list(
+        CandidateResponse.objects.filter(claimable, turn_id=turn_id).values_list("pk", flat=True)
+    )
+    if not ids:
+        return []
+    CandidateResponse.objects.filter(claimable, pk__in=ids).update(
+        status=Status.RUNNING, claimed_at=now, heartbeat_at=now, text="", error=""
+    )
+    return list(
+        CandidateResponse.objects.filter(pk__in=ids, status=Status.RUNNING, claimed_at=now)
+        .select_related("model_version")
+        .order_by("slot")
+    )
+
+
+def candidate_progress(*, candidate_id: int, text: str) -> None:
+    """Partial text while tokens stream in; also the heartbeat that says the worker lives."""
+    CandidateResponse.objects.filter(pk=candidate_id, status=Status.RUNNING).update(
+        text=text, heartbeat_at=timezone.now()
+    )
+
+
+def candidate_complete(
+    *, candidate_id: int, text: str, token_count: int, finish_reason: str, seconds: float,
+    seed: int,
+) -> None:
+    now = timezone.now()
+    CandidateResponse.objects.filter(pk=candidate_id, status=Status.RUNNING).update(
+        status=Status.DONE, text=text, token_count=token_count, finish_reason=finish_reason,
+        generation_seconds=seconds, seed=seed, finished_at=now, heartbeat_at=now,
+    )
+
+
+def candidates_fail(*, candidate_ids: list[int], error: str) -> None:
+    CandidateResponse.objects.filter(pk__in=candidate_ids, status=Status.RUNNING).update(
+        status=Status.FAILED, error=error[:2000], finished_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def candidates_retry(*, turn: Turn, worker) -> int:
+    """The worker asks again after a failure: failed candidates go back to pending."""
+    turn = Turn.objects.select_for_update().select_related("conversation").get(pk=turn.pk)
+    if turn.conversation.worker_id != worker.pk:
+        raise PermissionDenied("Only the worker who started this conversation can retry.")
+    count = turn.candidates.filter(status=Status.FAILED).update(
+        status=Status.PENDING, error="", text="", finished_at=None
+    )
+    if not count:
+        raise ValidationError("Nothing to retry.")
+    transaction.on_commit(partial(_enqueue_generation, turn.pk))
+    return count
+
+
+def candidates_requeue_stale(*, stale_after_s: float) -> list[int]:
+    """Re-enqueue turns whose candidates were lost: a dead worker, a message never sent."""
+    stale = timezone.now() - timedelta(seconds=stale_after_s)
+    turn_ids = sorted(
+        set(
+            CandidateResponse.objects.filter(
+                Q(status=Status.RUNNING, heartbeat_at__lt=stale)
+                | Q(status=Status.PENDING, created_at__lt=stale)
+            ).values_list("turn_id", flat=True)
+        )
+    )
+    for turn_id in turn_ids:
+        _enqueue_generation(turn_id)
+    return turn_ids

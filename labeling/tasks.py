@@ -1,0 +1,86 @@
+"""Celery tasks: thin. Load by id, claim the work, call models_backend/training, write back
+through services. Queues: "generate" and "train" (one model per process: prefetch 1,
+concurrency 1), "default" for bookkeeping."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import OperationalError
+
+from labeling import selectors
+from labeling.services import generation as gen_services
+from models_backend.generation import SamplingConfig, generate_candidates as generate
+from models_backend.loading import get_causal_lm
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 0.4  # how often streamed text is written to the database
+
+
+@shared_task(
+    acks_late=True,  # idempotent: a redelivered message regenerates unclaimed rows only
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError,),  # the database went away for a moment
+    retry_backoff=2,
+    max_retries=3,
+    soft_time_limit=300,
+    time_limit=330,
+)
+def generate_candidates(turn_id: int) -> None:
+    groups = selectors.candidate_groups(turn_id)  # {spec: [slot, …]}, pending ones only
+    if not groups:
+        return
+    # Load before claiming: the first load of the default model converts it (tens of
+    # seconds), and a claimed row must show a heartbeat soon or it is taken for lost.
+    loaded = {spec: get_causal_lm(spec) for spec in groups}
+    claimed = gen_services.candidates_claim(
+        turn_id=turn_id, stale_after_s=settings.LAB_GENERATION_STALE_SECONDS
+    )
+    if not claimed:
+        return
+    messages = selectors.dialogue_before(claimed[0].turn)
+    for spec, lm in loaded.items():
+        rows = [c for c in claimed if c.model_version.spec == spec]
+        if rows:
+            _generate_rows(lm, messages, rows)
+
+
+def _generate_rows(lm, messages, rows) -> None:
+    ids = [c.pk for c in rows]
+    sampling = SamplingConfig(**rows[0].sampling, seed=secrets.randbits(31))
+    last_write = 0.0
+
+    def on_progress(texts: list[str]) -> None:
+        nonlocal last_write
+        if time.monotonic() - last_write < PROGRESS_EVERY_S:
+            return
+        last_write = time.monotonic()
+        for pk, text in zip(ids, texts, strict=True):
+            gen_services.candidate_progress(candidate_id=pk, text=text)
+
+    try:
+        results = generate(lm, messages, k=len(rows), sampling=sampling, on_progress=on_progress)
+    except SoftTimeLimitExceeded:
+        gen_services.candidates_fail(candidate_ids=ids, error="Generation took too long.")
+        raise
+    except Exception as exc:  # a model error must reach the page, not leave a spinner
+        log.exception("generation failed for candidates %s", ids)
+        gen_services.candidates_fail(candidate_ids=ids, error=f"{type(exc).__name__}: {exc}")
+        return
+    for pk, result in zip(ids, results, strict=True):
+        gen_services.candidate_complete(
+            candidate_id=pk, text=result.text, token_count=result.token_count,
+            finish_reason=result.finish_reason, seconds=result.seconds, seed=result.seed,
+        )
+
+
+@shared_task(soft_time_limit=50, time_limit=60)
+def requeue_stale_candidates() -> list[int]:
+    return gen_services.candidates_requeue_stale(
+        stale_after_s=settings.LAB_GENERATION_STALE_SECONDS
+    )

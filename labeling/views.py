@@ -1,0 +1,169 @@
+"""Views: parse, call one service, render. With htmx they render a named fragment of the
+page; without JavaScript the same forms post and redirect."""
+
+from __future__ import annotations
+
+import time
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from labeling import selectors
+from labeling.forms import ComparisonForm, FinishForm, MessageForm
+from labeling.services import conversations as services
+from labeling.services.generation import candidates_retry as retry_service
+
+PAGE = "labeling/conversation.html"
+MAX_TIME_SPENT_MS = 24 * 3600 * 1000
+
+
+@login_required
+@require_GET
+def home(request):
+    return render(
+        request,
+        "labeling/home.html",
+        {
+            "campaigns": selectors.campaigns_for_worker(request.user),
+            "conversations": selectors.conversations_for_worker(request.user)[:50],
+        },
+    )
+
+
+@login_required
+@require_POST
+def conversation_start(request, slug):
+    campaign = get_object_or_404(selectors.campaigns_for_worker(request.user), slug=slug)
+    try:
+        conversation = services.conversation_start(campaign=campaign, worker=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("labeling:home")
+    return redirect("labeling:conversation", pk=conversation.pk)
+
+
+@login_required
+@require_GET
+def conversation_detail(request, pk):
+    conversation = selectors.get_conversation_for_user(request.user, pk)
+    return render(request, PAGE, _context(request, conversation))
+
+
+@login_required
+@require_POST
+def message_send(request, pk):
+    conversation = selectors.get_conversation_for_user(request.user, pk)
+    form = MessageForm(request.POST)
+    if form.is_valid():
+        try:
+            services.turn_create(
+                conversation=conversation, worker=request.user, text=form.cleaned_data["text"]
+            )
+            form = MessageForm()
+        except ValidationError as exc:
+            form.add_error(None, exc)
+    return _respond(request, conversation, message_form=form)
+
+
+@login_required
+@require_GET
+def turn_candidates(request, pk):
+    turn = selectors.get_turn_for_user(request.user, pk)
+    context = _context(request, turn.conversation)
+    if request.htmx and context["current"] and context["current"].turn.pk == turn.pk:
+        return render(request, f"{PAGE}#turn", context)
+    if request.htmx:  # the polled turn is no longer current: show the whole dialogue
+        return render(request, f"{PAGE}#dialogue", context)
+    return redirect("labeling:conversation", pk=turn.conversation_id)
+
+
+@login_required
+@require_POST
+def comparison_submit(request, pk):
+    turn = selectors.get_turn_for_user(request.user, pk)
+    form = ComparisonForm(request.POST)
+    if form.is_valid():
+        try:
+            services.comparison_submit(
+                turn=turn, worker=request.user, choice=form.cleaned_data["choice"],
+                time_spent_ms=_time_spent(form.cleaned_data["shown_at"]),
+                comment=form.cleaned_data["comment"],
+            )
+            form = None
+        except ValidationError as exc:
+            form.add_error(None, exc)
+    return _respond(request, turn.conversation, comparison_form=form)
+
+
+@login_required
+@require_POST
+def candidates_retry(request, pk):
+    turn = selectors.get_turn_for_user(request.user, pk)
+    try:
+        retry_service(turn=turn, worker=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return _respond(request, turn.conversation)
+
+
+@login_required
+@require_POST
+def conversation_finish(request, pk):
+    conversation = selectors.get_conversation_for_user(request.user, pk)
+    form = FinishForm(request.POST)
+    if form.is_valid():
+        try:
+            services.conversation_finish(
+                conversation=conversation, worker=request.user,
+                rating=form.cleaned_data["rating"], comment=form.cleaned_data["comment"],
+            )
+            messages.success(request, "Thank you! The conversation is saved.")
+            conversation.refresh_from_db()
+            form = None
+        except ValidationError as exc:
+            form.add_error(None, exc)
+    return _respond(request, conversation, finish_form=form)
+
+
+def _respond(request, conversation, **forms):
+    """htmx: the dialogue fragment (200, so errors swap in with the typed text kept).
+    Plain POST: redirect on success; on an error, the full page with status 400."""
+    context = _context(request, conversation, **forms)
+    if request.htmx:
+        return render(request, f"{PAGE}#dialogue", context)
+    if any(form is not None and form.errors for form in forms.values()):
+        return render(request, PAGE, context, status=400)
+    return redirect("labeling:conversation", pk=conversation.pk)
+
+
+def _context(request, conversation, *, message_form=None, comparison_form=None, finish_form=None):
+    turns = selectors.conversation_turns(conversation)
+    last = turns[-1] if turns else None
+    current = selectors.turn_view(last) if last is not None and last.chosen_id is None else None
+    is_owner = conversation.worker_id == request.user.pk
+    is_open = conversation.status == conversation.Status.OPEN and is_owner
+    picked = [t for t in turns if t.chosen_id is not None]
+    return {
+        "conversation": conversation,
+        "campaign": conversation.campaign,
+        "turns": picked,
+        "current": current,
+        "can_send": is_open and current is None and len(turns) < conversation.campaign.max_turns,
+        "can_finish": is_open and bool(picked),
+        "is_open": is_open,
+        "turn_number": len(turns) + (0 if current else 1),
+        "message_form": message_form or MessageForm(),
+        "comparison_form": comparison_form,
+        "finish_form": finish_form or FinishForm(),
+        "shown_at": int(time.time() * 1000),
+    }
+
+
+def _time_spent(shown_at: int | None) -> int | None:
+    if shown_at is None:
+        return None
+    spent = int(time.time() * 1000) - shown_at
+    return spent if 0 <= spent <= MAX_TIME_SPENT_MS else None

@@ -1,0 +1,109 @@
+"""Shared fixtures: named actors, a tiny-random campaign, and a real Celery worker process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def owner(django_user_model):
+    """The crowdworker who starts (and owns) the conversation under test."""
+    return django_user_model.objects.create_user("owner", password="owner-pass-123")
+
+
+@pytest.fixture
+def other_worker(django_user_model):
+    return django_user_model.objects.create_user("other", password="other-pass-123")
+
+
+@pytest.fixture
+def researcher(django_user_model):
+    return django_user_model.objects.create_user(
+        "researcher", password="researcher-pass-123", is_staff=True, is_superuser=True
+    )
+
+
+@pytest.fixture
+def tiny_assistant(db):
+    from labeling.models import ModelVersion
+
+    return ModelVersion.objects.create(
+        name="tiny-random", kind=ModelVersion.Kind.ASSISTANT, spec="tiny-random"
+    )
+
+
+@pytest.fixture
+def campaign(tiny_assistant):
+    from labeling.models import Campaign
+
+    return Campaign.objects.create(
+        name="Helpful chat", slug="helpful-chat", instructions="Be kind.\nPick the better one.",
+        model_a=tiny_assistant, model_b=tiny_assistant, max_new_tokens=12, max_turns=3,
+    )
+
+
+def worker_database_url() -> str:
+    """A DATABASE_URL for the test database, so a worker process sees the test's data."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def purge_queues() -> None:
+    """Drop messages left in the broker by an earlier run (Redis and the folder broker)."""
+    from hhh.celery import app
+
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        for queue in ("generate", "train", "default"):
+            try:
+                channel.queue_purge(queue)
+            except Exception:  # a queue never declared has nothing to purge
+                pass
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, tmp_path_factory):
+    """A real `celery worker` process on all queues, against the test database."""
+    purge_queues()
+    log_path = tmp_path_factory.mktemp("celery") / "worker.log"
+    env = {**os.environ, "DATABASE_URL": worker_database_url(), "LAB_LOG_LEVEL": "INFO"}
+    cmd = [
+        sys.executable, "-m", "celery", "-A", "hhh", "worker", "-Q", "generate,train,default",
+        "-c", "1", "-n", f"test-{os.getpid()}@%h", "-l", "INFO", "--without-gossip",
+        "--without-mingle", "--without-heartbeat",
+    ]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc.log_path = log_path
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def wait_for(predicate, *, timeout: float, proc=None, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"worker exited: {Path(proc.log_path).read_text()[-3000:]}")
+        time.sleep(0.25)
+    log = Path(proc.log_path).read_text()[-3000:] if proc is not None else ""
+    raise AssertionError(f"timed out waiting for {what}\n{log}")
