@@ -128,7 +128,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 LAB_RETRAIN_EVERY_HOURS = env_float("LAB_RETRAIN_EVERY_HOURS", 24.0, minimum=0.01)
 CELERY_BEAT_SCHEDULE = {
     "retrain-preference-model": {
-        "task": "labeling.tasks.train_scheduled_preference_model",
+        "task": "labeling.tasks.schedule_preference_training",
         "schedule": LAB_RETRAIN_EVERY_HOURS * 3600,
         "options": {"expires": LAB_RETRAIN_EVERY_HOURS * 3600 / 2},
     },
@@ -143,7 +143,7 @@ CELERY_BEAT_SCHEDULE = {
 LAB_DEFAULT_MODEL_SPEC = env_str("LAB_DEFAULT_MODEL_SPEC", "smollm2-135m-instruct")
 # Preference models start from this spec when no earlier preference model exists.
 LAB_PM_BASE_SPEC = env_str("LAB_PM_BASE_SPEC", LAB_DEFAULT_MODEL_SPEC)
-LAB_PM_DIR = VAR_DIR / "preference_models"
+LAB_PM_DIR = Path(env_str("LAB_PM_DIR", str(VAR_DIR / "preference_models"))).resolve()
 # Scheduled retraining waits for at least this many usable comparisons.
 LAB_RETRAIN_MIN_COMPARISONS = env_int("LAB_RETRAIN_MIN_COMPARISONS", 20, minimum=2)
 LAB_TRAIN_MAX_LENGTH = env_int("LAB_TRAIN_MAX_LENGTH", 512, minimum=16)

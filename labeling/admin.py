@@ -3,8 +3,8 @@
 from django.contrib import admin
 
 from labeling.models import (
-    CandidateResponse,
     Campaign,
+    CandidateResponse,
     Comparison,
     Conversation,
     ModelVersion,
@@ -58,16 +58,32 @@ class TurnAdmin(admin.ModelAdmin):
 
 @admin.register(CandidateResponse)
 class CandidateResponseAdmin(admin.ModelAdmin):
-    list_display = ["pk", "turn", "slot", "model_version", "status", "token_count",
-                    "generation_seconds", "finish_reason"]
+    list_display = [
+        "pk",
+        "turn",
+        "slot",
+        "model_version",
+        "status",
+        "token_count",
+        "generation_seconds",
+        "finish_reason",
+    ]
     list_filter = ["status", "model_version", "finish_reason"]
     search_fields = ["text"]
 
 
 @admin.register(Comparison)
 class ComparisonAdmin(admin.ModelAdmin):
-    list_display = ["pk", "turn", "worker", "chosen", "strength", "time_spent_ms", "source",
-                    "created_at"]
+    list_display = [
+        "pk",
+        "turn",
+        "worker",
+        "chosen",
+        "strength",
+        "time_spent_ms",
+        "source",
+        "created_at",
+    ]
     list_filter = ["strength", "source", "turn__conversation__campaign"]
     raw_id_fields = ["turn", "left", "chosen", "rejected"]
 

@@ -20,8 +20,14 @@ class ComparisonForm(forms.Form):
 
 class FinishForm(forms.Form):
     rating = forms.TypedChoiceField(
-        coerce=int, choices=[(i, str(i)) for i in range(1, 6)], widget=forms.RadioSelect,
+        coerce=int,
+        choices=[(i, str(i)) for i in range(1, 6)],
+        widget=forms.RadioSelect,
         label="How good was the assistant in this conversation? (1 = poor, 5 = excellent)",
     )
-    comment = forms.CharField(required=False, max_length=4000, widget=forms.Textarea(
-        attrs={"rows": 2}), label="Anything else? (optional)")
+    comment = forms.CharField(
+        required=False,
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Anything else? (optional)",
+    )

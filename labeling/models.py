@@ -46,12 +46,20 @@ class Campaign(models.Model):
     mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.HELPFUL)
     instructions = models.TextField(help_text="Shown to crowdworkers on the task page.")
     model_a = models.ForeignKey(
-        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         limit_choices_to={"kind": ModelVersion.Kind.ASSISTANT},
         help_text="Generates candidate slot 0. Empty only for imported data.",
     )
     model_b = models.ForeignKey(
-        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         limit_choices_to={"kind": ModelVersion.Kind.ASSISTANT},
         help_text="Generates candidate slot 1. Empty only for imported data.",
     )
@@ -67,7 +75,9 @@ class Campaign(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.CheckConstraint(condition=Q(temperature__gte=0), name="temperature_non_negative"),
+            models.CheckConstraint(
+                condition=Q(temperature__gte=0), name="temperature_non_negative"
+            ),
             models.CheckConstraint(condition=Q(top_p__gt=0, top_p__lte=1), name="top_p_in_range"),
             models.CheckConstraint(condition=Q(max_new_tokens__gte=1), name="max_new_tokens_pos"),
             models.CheckConstraint(condition=Q(max_turns__gte=1), name="max_turns_positive"),
@@ -91,8 +101,12 @@ class Conversation(models.Model):
 
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="conversations")
     worker = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-        related_name="conversations", help_text="Empty for imported conversations.",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="conversations",
+        help_text="Empty for imported conversations.",
     )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
     rating = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -122,7 +136,11 @@ class Turn(models.Model):
         default=0, help_text="Which candidate slot was shown on the left (as A)."
     )
     chosen = models.ForeignKey(
-        "CandidateResponse", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "CandidateResponse",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="The reply the conversation continued with.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -180,17 +198,23 @@ class Comparison(models.Model):
 
     turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="comparisons")
     worker = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="comparisons",
     )
     left = models.ForeignKey(
-        CandidateResponse, on_delete=models.PROTECT, related_name="+",
+        CandidateResponse,
+        on_delete=models.CASCADE,
+        related_name="+",
         help_text="The candidate shown on the left, as A.",
     )
-    chosen = models.ForeignKey(CandidateResponse, on_delete=models.PROTECT, related_name="+")
-    rejected = models.ForeignKey(CandidateResponse, on_delete=models.PROTECT, related_name="+")
+    chosen = models.ForeignKey(CandidateResponse, on_delete=models.CASCADE, related_name="+")
+    rejected = models.ForeignKey(CandidateResponse, on_delete=models.CASCADE, related_name="+")
     strength = models.PositiveSmallIntegerField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="1 (about the same) to 4 (much better); empty when imported without one.",
     )
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
@@ -240,7 +264,9 @@ class TrainingRun(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.CheckConstraint(condition=Q(progress__gte=0, progress__lte=1), name="progress_0_1")
+            models.CheckConstraint(
+                condition=Q(progress__gte=0, progress__lte=1), name="progress_0_1"
+            )
         ]
 
     def __str__(self):

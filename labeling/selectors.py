@@ -8,11 +8,12 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 
 from labeling.models import (
-    CandidateResponse,
     Campaign,
+    CandidateResponse,
     Comparison,
     Conversation,
     ModelVersion,
+    TrainingRun,
     Turn,
 )
 from models_backend.dialogue import ASSISTANT, HUMAN, Message, Pair
@@ -137,3 +138,20 @@ def candidate_groups(turn_id: int) -> dict[str, list[int]]:
     for candidate in waiting.order_by("slot"):
         groups.setdefault(candidate.model_version.spec, []).append(candidate.slot)
     return groups
+
+
+def training_run(run_id: int) -> TrainingRun:
+    return TrainingRun.objects.get(pk=run_id)
+
+
+def comparisons_since_last_training() -> int:
+    """Usable comparisons newer than the last successful run (all of them before one)."""
+    last = (
+        TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED)
+        .order_by("-created_at")
+        .first()
+    )
+    qs = preference_comparisons()
+    if last is not None:
+        qs = qs.filter(created_at__gt=last.created_at)
+    return qs.count()

@@ -15,7 +15,9 @@ from django.db import OperationalError
 
 from labeling import selectors
 from labeling.services import generation as gen_services
-from models_backend.generation import SamplingConfig, generate_candidates as generate
+from labeling.services import training as train_services
+from models_backend.generation import SamplingConfig
+from models_backend.generation import generate_candidates as generate
 from models_backend.loading import get_causal_lm
 
 log = logging.getLogger(__name__)
@@ -74,8 +76,12 @@ def _generate_rows(lm, messages, rows) -> None:
         return
     for pk, result in zip(ids, results, strict=True):
         gen_services.candidate_complete(
-            candidate_id=pk, text=result.text, token_count=result.token_count,
-            finish_reason=result.finish_reason, seconds=result.seconds, seed=result.seed,
+            candidate_id=pk,
+            text=result.text,
+            token_count=result.token_count,
+            finish_reason=result.finish_reason,
+            seconds=result.seconds,
+            seed=result.seed,
         )
 
 
@@ -83,4 +89,74 @@ def _generate_rows(lm, messages, rows) -> None:
 def requeue_stale_candidates() -> list[int]:
     return gen_services.candidates_requeue_stale(
         stale_after_s=settings.LAB_GENERATION_STALE_SECONDS
+    )
+
+
+@shared_task(soft_time_limit=50, time_limit=60)
+def schedule_preference_training() -> int | None:
+    """Beat: start a retraining run once enough new comparisons have come in."""
+    new = selectors.comparisons_since_last_training()
+    if new < settings.LAB_RETRAIN_MIN_COMPARISONS:
+        log.info(
+            "retraining skipped: %d new comparisons (need %d)",
+            new,
+            settings.LAB_RETRAIN_MIN_COMPARISONS,
+        )
+        return None
+    return train_services.training_run_request(config=default_training_config()).pk
+
+
+def default_training_config() -> dict:
+    return {
+        "model": settings.LAB_PM_BASE_SPEC,
+        "max_length": settings.LAB_TRAIN_MAX_LENGTH,
+        "epochs": settings.LAB_TRAIN_EPOCHS,
+        "batch_size": settings.LAB_TRAIN_BATCH_SIZE,
+    }
+
+
+@shared_task(soft_time_limit=6 * 3600, time_limit=6 * 3600 + 300)
+def train_preference_model(run_id: int) -> None:
+    """Train a PM on every usable comparison, compare it with the active one on the same
+    held-out pairs, register it, and make it active if it is at least as accurate."""
+    if not train_services.training_run_claim(run_id=run_id):
+        return  # already taken (a redelivered message) or cancelled
+    try:
+        _train(run_id)
+    except Exception as exc:  # the run must end as failed with the reason, never hang
+        log.exception("training run %s failed", run_id)
+        train_services.training_run_fail(run_id=run_id, error=f"{type(exc).__name__}: {exc}")
+
+
+def _train(run_id: int) -> None:
+    from models_backend.reward import load_preference_model
+    from training.pairs import split_holdout
+    from training.preference import PreferenceConfig, evaluate, fit
+
+    run = selectors.training_run(run_id)
+    pairs = [pair for _, pair in selectors.preference_pairs()]
+    train_pairs, eval_pairs = split_holdout(pairs, every=10)
+    # The timestamp keeps a reset database (ids restarting) from reusing an old directory.
+    out = settings.LAB_PM_DIR / f"run-{run_id}-{time.strftime('%Y%m%d-%H%M%S')}"
+    config = PreferenceConfig(**{**default_training_config(), **run.config, "out": str(out)})
+    last_write = 0.0
+
+    def progress(fraction: float, info: dict) -> None:
+        nonlocal last_write
+        if time.monotonic() - last_write >= 2.0 or fraction >= 1.0:
+            last_write = time.monotonic()
+            train_services.training_run_progress(run_id=run_id, progress=fraction, metrics=info)
+
+    result = fit(config, train_pairs, eval_pairs, progress=progress)
+    incumbent = selectors.active_preference_model()
+    activate = True
+    if incumbent is not None:
+        pm, tokenizer = load_preference_model(incumbent.spec)
+        before = evaluate(
+            pm, tokenizer, eval_pairs, max_length=config.max_length, batch_size=config.batch_size
+        )
+        result["incumbent"] = {"name": incumbent.name, "eval_accuracy": before["accuracy"]}
+        activate = result["eval_accuracy"] >= before["accuracy"]
+    train_services.training_run_succeed(
+        run_id=run_id, metrics=result, model_dir=str(out), activate=activate
     )

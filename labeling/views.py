@@ -88,7 +88,9 @@ def comparison_submit(request, pk):
     if form.is_valid():
         try:
             services.comparison_submit(
-                turn=turn, worker=request.user, choice=form.cleaned_data["choice"],
+                turn=turn,
+                worker=request.user,
+                choice=form.cleaned_data["choice"],
                 time_spent_ms=_time_spent(form.cleaned_data["shown_at"]),
                 comment=form.cleaned_data["comment"],
             )
@@ -117,8 +119,10 @@ def conversation_finish(request, pk):
     if form.is_valid():
         try:
             services.conversation_finish(
-                conversation=conversation, worker=request.user,
-                rating=form.cleaned_data["rating"], comment=form.cleaned_data["comment"],
+                conversation=conversation,
+                worker=request.user,
+                rating=form.cleaned_data["rating"],
+                comment=form.cleaned_data["comment"],
             )
             messages.success(request, "Thank you! The conversation is saved.")
             conversation.refresh_from_db()

@@ -1,1 +1,3 @@
-"""Model definitions, loading and generation. Plain Python + PyTorch + transformers: never Django."""
+"""Model definitions, loading and generation.
+
+Plain Python + PyTorch + transformers: never Django."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -45,8 +46,13 @@ def campaign(tiny_assistant):
     from labeling.models import Campaign
 
     return Campaign.objects.create(
-        name="Helpful chat", slug="helpful-chat", instructions="Be kind.\nPick the better one.",
-        model_a=tiny_assistant, model_b=tiny_assistant, max_new_tokens=12, max_turns=3,
+        name="Helpful chat",
+        slug="helpful-chat",
+        instructions="Be kind.\nPick the better one.",
+        model_a=tiny_assistant,
+        model_b=tiny_assistant,
+        max_new_tokens=12,
+        max_turns=3,
     )
 
 
@@ -68,10 +74,9 @@ def purge_queues() -> None:
     with app.connection_for_write() as conn:
         channel = conn.default_channel
         for queue in ("generate", "train", "default"):
-            try:
+            # A queue never declared has nothing to purge.
+            with contextlib.suppress(Exception):
                 channel.queue_purge(queue)
-            except Exception:  # a queue never declared has nothing to purge
-                pass
 
 
 @pytest.fixture(scope="session")
@@ -79,11 +84,30 @@ def celery_worker_process(django_db_setup, tmp_path_factory):
     """A real `celery worker` process on all queues, against the test database."""
     purge_queues()
     log_path = tmp_path_factory.mktemp("celery") / "worker.log"
-    env = {**os.environ, "DATABASE_URL": worker_database_url(), "LAB_LOG_LEVEL": "INFO"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": worker_database_url(),
+        "LAB_PM_DIR": str(tmp_path_factory.mktemp("preference_models")),
+        "LAB_LOG_LEVEL": "INFO",
+    }
     cmd = [
-        sys.executable, "-m", "celery", "-A", "hhh", "worker", "-Q", "generate,train,default",
-        "-c", "1", "-n", f"test-{os.getpid()}@%h", "-l", "INFO", "--without-gossip",
-        "--without-mingle", "--without-heartbeat",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "hhh",
+        "worker",
+        "-Q",
+        "generate,train,default",
+        "-c",
+        "1",
+        "-n",
+        f"test-{os.getpid()}@%h",
+        "-l",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
     ]
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -9,8 +9,12 @@ def finish_candidates(turn: Turn, texts=("first reply", "second reply")) -> None
     claimed = generation.candidates_claim(turn_id=turn.pk, stale_after_s=120)
     for candidate, text in zip(claimed, texts, strict=True):
         generation.candidate_complete(
-            candidate_id=candidate.pk, text=text, token_count=3, finish_reason="eos",
-            seconds=0.1, seed=7,
+            candidate_id=candidate.pk,
+            text=text,
+            token_count=3,
+            finish_reason="eos",
+            seconds=0.1,
+            seed=7,
         )
 
 

@@ -74,9 +74,7 @@ def test_a_pick_on_the_left_chooses_the_left_candidate_and_records_the_position(
     assert turn.chosen == left
 
 
-def test_a_pick_on_the_right_at_the_weakest_level_chooses_the_right_candidate(
-    conversation, owner
-):
+def test_a_pick_on_the_right_at_the_weakest_level_chooses_the_right_candidate(conversation, owner):
     turn = svc.turn_create(conversation=conversation, worker=owner, text="hi")
     finish_candidates(turn)
     right = candidates_by_slot(turn)[1 - turn.left_slot]
@@ -99,8 +97,12 @@ def test_the_database_refuses_a_second_comparison_by_the_same_worker(conversatio
     first = svc.comparison_submit(turn=turn, worker=owner, choice="A4")
     with pytest.raises(IntegrityError), transaction.atomic():
         Comparison.objects.create(
-            turn=turn, worker=owner, left=first.left, chosen=first.rejected,
-            rejected=first.chosen, strength=2,
+            turn=turn,
+            worker=owner,
+            left=first.left,
+            chosen=first.rejected,
+            rejected=first.chosen,
+            strength=2,
         )
 
 
@@ -130,7 +132,9 @@ def test_the_conversation_continues_with_the_picked_reply(conversation, owner):
     second = svc.turn_create(conversation=conversation, worker=owner, text="how are you?")
     assert second.index == 1
     assert selectors.dialogue_before(second) == [
-        Message(HUMAN, "hi"), Message(ASSISTANT, picked.text), Message(HUMAN, "how are you?")
+        Message(HUMAN, "hi"),
+        Message(ASSISTANT, picked.text),
+        Message(HUMAN, "how are you?"),
     ]
 
 

@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from labeling.models import CandidateResponse, Campaign, Comparison, Conversation, Turn
+from labeling.models import Campaign, CandidateResponse, Comparison, Conversation, Turn
 from labeling.services.generation import candidates_create
 
 MAX_MESSAGE_CHARS = 4000
@@ -40,8 +40,8 @@ def turn_create(*, conversation: Conversation, worker, text: str) -> Turn:
     if len(text) > MAX_MESSAGE_CHARS:
         raise ValidationError(f"Messages are limited to {MAX_MESSAGE_CHARS} characters.")
     # Lock the conversation: a double-clicked Send must not create two turns.
-    conv = Conversation.objects.select_for_update().select_related("campaign").get(
-        pk=conversation.pk
+    conv = (
+        Conversation.objects.select_for_update().select_related("campaign").get(pk=conversation.pk)
     )
     _check_open_and_owned(conv, worker)
     last = conv.turns.order_by("-index").first()
@@ -68,15 +68,23 @@ def comparison_submit(
     if turn.chosen_id is not None:
         raise ValidationError("You already picked a response for this turn.")
     by_slot = {c.slot: c for c in turn.candidates.all()}
-    if len(by_slot) != 2 or any(c.status != CandidateResponse.Status.DONE for c in by_slot.values()):
+    if len(by_slot) != 2 or any(
+        c.status != CandidateResponse.Status.DONE for c in by_slot.values()
+    ):
         raise ValidationError("Wait until both responses are ready.")
     left, right = by_slot[turn.left_slot], by_slot[1 - turn.left_slot]
     chosen, rejected = (left, right) if side == "A" else (right, left)
     try:
         with transaction.atomic():
             comparison = Comparison.objects.create(
-                turn=turn, worker=worker, left=left, chosen=chosen, rejected=rejected,
-                strength=strength, time_spent_ms=time_spent_ms, comment=comment.strip(),
+                turn=turn,
+                worker=worker,
+                left=left,
+                chosen=chosen,
+                rejected=rejected,
+                strength=strength,
+                time_spent_ms=time_spent_ms,
+                comment=comment.strip(),
                 ui_version=UI_VERSION,
             )
     except IntegrityError:

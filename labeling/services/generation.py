@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from labeling.models import CandidateResponse, Campaign, Turn
+from labeling.models import Campaign, CandidateResponse, Turn
 
 Status = CandidateResponse.Status
 
@@ -69,13 +69,24 @@ def candidate_progress(*, candidate_id: int, text: str) -> None:
 
 
 def candidate_complete(
-    *, candidate_id: int, text: str, token_count: int, finish_reason: str, seconds: float,
+    *,
+    candidate_id: int,
+    text: str,
+    token_count: int,
+    finish_reason: str,
+    seconds: float,
     seed: int,
 ) -> None:
     now = timezone.now()
     CandidateResponse.objects.filter(pk=candidate_id, status=Status.RUNNING).update(
-        status=Status.DONE, text=text, token_count=token_count, finish_reason=finish_reason,
-        generation_seconds=seconds, seed=seed, finished_at=now, heartbeat_at=now,
+        status=Status.DONE,
+        text=text,
+        token_count=token_count,
+        finish_reason=finish_reason,
+        generation_seconds=seconds,
+        seed=seed,
+        finished_at=now,
+        heartbeat_at=now,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from labeling.models import CandidateResponse, Campaign, Comparison, Conversation, Turn
+from labeling.models import Campaign, CandidateResponse, Comparison, Conversation, Turn
 from models_backend.dialogue import ASSISTANT, Pair
 
 IMPORT_INSTRUCTIONS = "Imported preference data (not collected in this lab)."
@@ -17,8 +17,11 @@ def preferences_import(*, pairs: list[Pair], source: str, campaign_slug: str) ->
     reply, the last turn has the two replies and a comparison without a strength."""
     campaign, _ = Campaign.objects.get_or_create(
         slug=campaign_slug,
-        defaults={"name": f"Imported: {campaign_slug}", "instructions": IMPORT_INSTRUCTIONS,
-                  "is_active": False},
+        defaults={
+            "name": f"Imported: {campaign_slug}",
+            "instructions": IMPORT_INSTRUCTIONS,
+            "is_active": False,
+        },
     )
     for pair in pairs:
         conversation = Conversation.objects.create(

@@ -61,8 +61,11 @@ def training_run_succeed(
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "progress", "metrics", "finished_at"])
     version = ModelVersion.objects.create(
-        name=f"pm-run-{run.pk}", kind=ModelVersion.Kind.PREFERENCE, spec=model_dir,
-        metrics=metrics, training_run=run,
+        name=f"pm-run-{run.pk}",
+        kind=ModelVersion.Kind.PREFERENCE,
+        spec=model_dir,
+        metrics=metrics,
+        training_run=run,
     )
     if activate:
         # Deactivate first: the partial unique index allows one active model per kind.
@@ -72,4 +75,3 @@ def training_run_succeed(
         version.is_active = True
         version.save(update_fields=["is_active"])
     return version
-

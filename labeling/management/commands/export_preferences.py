@@ -16,7 +16,8 @@ class Command(BaseCommand):
         parser.add_argument("-o", "--output", required=True, help="File to write ('-' for stdout).")
         parser.add_argument("--format", default="hh-rlhf", choices=["hh-rlhf"])
         parser.add_argument(
-            "--include-weakest", action="store_true",
+            "--include-weakest",
+            action="store_true",
             help='Also export "about the same" comparisons (left out by default, as in the paper).',
         )
         parser.add_argument("--campaign", help="Only this campaign (slug).")

@@ -24,5 +24,7 @@ class Command(BaseCommand):
             pairs = read_hh_rlhf(path)  # the whole file is validated before anything is written
         except DataError as exc:
             raise CommandError(f"{exc} (nothing was imported)") from None
-        count = preferences_import(pairs=pairs, source=f"import:{path.name}", campaign_slug=campaign)
+        count = preferences_import(
+            pairs=pairs, source=f"import:{path.name}", campaign_slug=campaign
+        )
         self.stdout.write(f"imported {count} pairs into campaign {campaign!r}")

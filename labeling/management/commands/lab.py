@@ -26,8 +26,8 @@ class Command(BaseCommand):
         celery = [sys.executable, "-m", "celery", "-A", "hhh"]
         commands = {
             "web": [sys.executable, "manage.py", "runserver", f"{host}:{port}", "--noreload"],
-            "generate": celery + ["worker", "-Q", "generate,default", "-c", "1",
-                                  "-n", "generate@%h", "-l", "INFO"],
+            "generate": celery
+            + ["worker", "-Q", "generate,default", "-c", "1", "-n", "generate@%h", "-l", "INFO"],
             "train": celery + ["worker", "-Q", "train", "-c", "1", "-n", "train@%h", "-l", "INFO"],
             "beat": celery + ["beat", "-l", "INFO"],
         }

@@ -38,8 +38,11 @@ class Command(BaseCommand):
         Campaign.objects.get_or_create(
             slug="helpful-chat",
             defaults={
-                "name": "Helpful chat", "mode": Campaign.Mode.HELPFUL,
-                "instructions": INSTRUCTIONS, "model_a": assistant, "model_b": assistant,
+                "name": "Helpful chat",
+                "mode": Campaign.Mode.HELPFUL,
+                "instructions": INSTRUCTIONS,
+                "model_a": assistant,
+                "model_b": assistant,
                 "max_turns": 4,
             },
         )
