@@ -1,6 +1,6 @@
 """The researcher's panel: every model, staff only (Django admin's own rule)."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from labeling.models import (
     Campaign,
@@ -18,6 +18,19 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "spec", "is_active", "created_at"]
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "spec"]
+    actions = ["train_preference_model"]
+
+    @admin.action(description="Train a preference model from this base on all comparisons")
+    def train_preference_model(self, request, queryset):
+        from labeling.services.training import training_run_request
+        from labeling.tasks import default_training_config
+
+        for version in queryset:
+            config = {**default_training_config(), "model": version.spec}
+            run = training_run_request(config=config, requested_by=request.user)
+            self.message_user(
+                request, f"Queued training run {run.pk} from {version.name}.", messages.SUCCESS
+            )
 
 
 @admin.register(Campaign)
