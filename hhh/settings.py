@@ -151,6 +151,8 @@ LAB_TRAIN_EPOCHS = env_int("LAB_TRAIN_EPOCHS", 1, minimum=1)
 LAB_TRAIN_BATCH_SIZE = env_int("LAB_TRAIN_BATCH_SIZE", 4, minimum=1)
 # A running candidate whose streamed text has not moved for this long belongs to a dead
 # worker: it is claimed again (workers load the model before claiming, so gaps are short).
+# Torch threads per worker process; 0 keeps torch's default (one per core).
+LAB_TORCH_THREADS = env_int("LAB_TORCH_THREADS", 0, minimum=0)
 LAB_GENERATION_STALE_SECONDS = env_int("LAB_GENERATION_STALE_SECONDS", 120, minimum=10)
 
 LOGGING = {

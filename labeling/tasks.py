@@ -16,12 +16,13 @@ from django.db import OperationalError
 from labeling import selectors
 from labeling.services import generation as gen_services
 from labeling.services import training as train_services
-from models_backend.generation import SamplingConfig
+from models_backend.generation import SEED_BITS, SamplingConfig
 from models_backend.generation import generate_candidates as generate
 from models_backend.loading import get_causal_lm
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 0.4  # how often streamed text is written to the database
+SAMPLING_KEYS = {"max_new_tokens", "temperature", "top_p", "stop"}  # the seed is drawn per call
 
 
 @shared_task(
@@ -54,7 +55,8 @@ def generate_candidates(turn_id: int) -> None:
 
 def _generate_rows(lm, messages, rows) -> None:
     ids = [c.pk for c in rows]
-    sampling = SamplingConfig(**rows[0].sampling, seed=secrets.randbits(31))
+    stored = {k: v for k, v in rows[0].sampling.items() if k in SAMPLING_KEYS}
+    sampling = SamplingConfig(**stored, seed=secrets.randbits(SEED_BITS))
     last_write = 0.0
 
     def on_progress(texts: list[str]) -> None:

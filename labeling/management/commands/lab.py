@@ -31,23 +31,41 @@ class Command(BaseCommand):
             "train": celery + ["worker", "-Q", "train", "-c", "1", "-n", "train@%h", "-l", "INFO"],
             "beat": celery + ["beat", "-l", "INFO"],
         }
-        procs = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
+        # Each child leads its own process group, so stopping them is this command's job
+        # alone: a stop reaches every child once, then stragglers are killed.
+        procs = {
+            name: subprocess.Popen(cmd, start_new_session=True) for name, cmd in commands.items()
+        }
         self.stdout.write(self.style.SUCCESS(f"\nThe lab is running at http://{host}:{port}/"))
         self.stdout.write("Press Ctrl-C to stop web, workers and beat.\n")
+        signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
-            while True:
-                for name, proc in procs.items():
-                    if proc.poll() is not None:
-                        raise CommandError(f"{name} exited with status {proc.returncode}")
-                time.sleep(1)
+            self._watch(procs)
         except KeyboardInterrupt:
-            pass
+            self.stdout.write("Stopping…")
         finally:
-            for proc in procs.values():
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-            for proc in procs.values():
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            _stop(procs)
+
+    def _watch(self, procs):
+        while True:
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    raise CommandError(f"{name} exited with status {proc.returncode}")
+            time.sleep(1)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _stop(procs, grace_s: float = 15.0) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
