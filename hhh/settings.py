@@ -107,11 +107,13 @@ if _broker_scheme not in {"filesystem", "redis", "rediss", "amqp", "pyamqp"}:
     raise ImproperlyConfigured(f"CELERY_BROKER_URL scheme {_broker_scheme!r} is not supported")
 if _broker_scheme == "filesystem":
     BROKER_DIR = Path(env_str("LAB_BROKER_DIR", str(VAR_DIR / "broker"))).resolve()
-    (BROKER_DIR / "processed").mkdir(parents=True, exist_ok=True)
+    for _folder in ("processed", "control"):
+        (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR),
         "data_folder_out": str(BROKER_DIR),
         "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),  # exchange bindings (else ./control)
         "store_processed": False,
     }
 CELERY_TASK_IGNORE_RESULT = True  # tasks write their results to the database
