@@ -1,0 +1,101 @@
+"""Comparison data for the preference model: read hh-rlhf JSONL, encode pairs, collate batches.
+
+Encoding is ``models_backend.reward.encode_responses`` (shared with best-of-n scoring, so
+a PM is served the way it was trained): context and ``" " + reply`` tokenised separately
+and concatenated, the end-of-context id last, over-long contexts cut from the left and
+counted, never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import torch
+
+from models_backend.dialogue import Pair, split_pair
+from models_backend.reward import encode_responses, pad_right
+
+FIELDS = ("chosen", "rejected")
+
+
+class DataError(ValueError):
+    """A data file that cannot be used; the message names ``path:line`` and the reason."""
+
+
+def read_hh_rlhf(path, *, limit: int | None = None) -> list[Pair]:
+    """Read hh-rlhf rows (``{"chosen": str, "rejected": str}`` per line); blank lines skipped.
+
+    Stops after ``limit`` pairs (lines after that are not read). Any bad line raises
+    ``DataError`` rather than being skipped: a silently shrunken data set skews results.
+    """
+    if limit is not None and limit < 0:
+        raise ValueError("limit must be >= 0")
+    pairs: list[Pair] = []
+    try:
+        with open(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                if limit is not None and len(pairs) >= limit:
+                    break
+                if raw.strip():
+                    pairs.append(_parse_line(raw, f"{path}:{number}"))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    return pairs
+
+
+def _parse_line(raw: bytes, where: str) -> Pair:
+    try:
+        row = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{where}: not UTF-8 ({exc.reason})") from exc
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: bad JSON ({exc.msg} at column {exc.colno})") from exc
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    for field in FIELDS:
+        if field not in row:
+            raise DataError(f"{where}: missing field {field!r}")
+        if not isinstance(row[field], str):
+            raise DataError(f"{where}: field {field!r} must be a string")
+    try:
+        return split_pair(row["chosen"], row["rejected"])
+    except ValueError as exc:
+        raise DataError(f"{where}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class EncodedPair:
+    chosen: list[int]  # context ids + chosen reply ids + [EOC id]
+    rejected: list[int]  # the same context ids + rejected reply ids + [EOC id]
+    context_length: int  # ids of shared context at the start of both
+    truncated: bool  # whether anything was cut to fit max_length
+
+
+def encode_pair(tokenizer, pair: Pair, *, max_length: int) -> EncodedPair:
+    group = encode_responses(
+        tokenizer, pair.context, [pair.chosen, pair.rejected], max_length=max_length
+    )
+    chosen, rejected = group.sequences
+    return EncodedPair(chosen, rejected, group.context_length, group.truncated)
+
+
+def encode_pairs(tokenizer, pairs: list[Pair], *, max_length: int) -> tuple[list[EncodedPair], int]:
+    """Encode every pair; also return how many were truncated (none is dropped)."""
+    encoded = [encode_pair(tokenizer, pair, max_length=max_length) for pair in pairs]
+    return encoded, sum(e.truncated for e in encoded)
+
+
+class PairCollator:
+    """Batch of B encoded pairs -> ``input_ids``, ``attention_mask`` [2B, T], right-padded.
+
+    Rows 0..B-1 are the chosen sequences, rows B..2B-1 the rejected ones, so a model's
+    rewards [2B] split as ``rewards[:B]`` (good) and ``rewards[B:]`` (bad).
+    """
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, batch: list[EncodedPair]) -> dict[str, torch.Tensor]:
+        sequences = [p.chosen for p in batch] + [p.rejected for p in batch]
+        return pad_right(sequences, pad_id=self.pad_id)  # each [2B, T] long
