@@ -14,6 +14,17 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config):
+    """One torch thread here and in every subprocess (worker, CLI): tiny models gain
+    nothing from threads, and on a busy 2-core machine OpenMP threads spinning against
+    other processes made tests up to 30x slower."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["LAB_TORCH_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture
 def owner(django_user_model):
     """The crowdworker who starts (and owns) the conversation under test."""

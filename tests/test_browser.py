@@ -10,8 +10,15 @@ from labeling.models import Comparison, Conversation
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 CHROMIUM = os.environ.get("LAB_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture
@@ -48,9 +55,7 @@ def test_a_crowdworker_chats_picks_at_every_turn_and_rates_the_conversation(
         page.wait_for_selector(f"button[value={pick}]")  # both candidates generated
         assert page.locator(".candidate").count() == 2
         page.click(f"button[value={pick}]")
-        page.wait_for_function(
-            f"document.querySelectorAll('.msg.assistant').length === {i + 1}"
-        )
+        page.wait_for_function(f"document.querySelectorAll('.msg.assistant').length === {i + 1}")
         assert page.locator(".msg.human").nth(i).inner_text().endswith(typed)
     page.check("input[name=rating][value='4']")
     page.fill("textarea[name=comment]", "Fine.")

@@ -38,16 +38,6 @@ DEFAULT_INSERTING_TEMPLATE = (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_cpu_thread():
-    """Tiny models gain nothing from threads, and on a busy 2-core machine idle OpenMP
-    threads spin against other processes (a test then takes seconds instead of ms)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def tiny() -> LoadedLM:
     """The tiny-random spec, loaded afresh (tests may change its generation config)."""

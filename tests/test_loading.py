@@ -9,16 +9,6 @@ from models_backend import loading
 from models_backend.loading import get_causal_lm, load_causal_lm
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_cpu_thread():
-    """Tiny models gain nothing from threads, and on a busy 2-core machine idle OpenMP
-    threads spin against other processes (a test then takes seconds instead of ms)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_tiny_random_builds_the_same_weights_every_time():
     first = load_causal_lm("tiny-random", device="cpu")
     second = load_causal_lm("tiny-random", device="cpu")

@@ -73,16 +73,6 @@ def write_jsonl(path: Path, rows: list[dict | str]) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from threads, and on a busy 2-core machine OpenMP's spinning
-    threads made these tests up to 30× slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tokenizer():
     return preference_model_from_spec("tiny-random", device="cpu")[1]
@@ -287,7 +277,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "training.preference", *args],
         cwd=REPO_ROOT,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},  # see one_torch_thread
+        env=os.environ,  # OMP_NUM_THREADS=1 from conftest
         capture_output=True,
         text=True,
         timeout=120,

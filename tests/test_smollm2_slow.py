@@ -7,7 +7,6 @@ load the cache in under a second and spend a few seconds generating on the CPU.
 from __future__ import annotations
 
 import pytest
-import torch
 
 from models_backend.dialogue import Message
 from models_backend.generation import (
@@ -21,16 +20,6 @@ from models_backend.loading import get_causal_lm
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 MESSAGES = [Message("human", "What is a good name for a pet turtle?")]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_cpu_thread():
-    """On a busy small machine idle OpenMP threads spin against other processes, which
-    made this test several times slower; one thread gives steady timings."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
