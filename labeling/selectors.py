@@ -30,26 +30,24 @@ def conversations_for_worker(user) -> QuerySet[Conversation]:
 def get_conversation_for_user(user, pk: int) -> Conversation:
     """The worker who owns it sees it; staff see every conversation; anyone else gets 404
     (not 403: we do not confirm that someone else's conversation exists)."""
-    if not user.is_authenticated:
-        raise Http404
     qs = Conversation.objects.select_related("campaign", "worker")
-    if not user.is_staff:
-        qs = qs.filter(worker=user)
-    try:
-        return qs.get(pk=pk)
-    except Conversation.DoesNotExist:
-        raise Http404 from None
+    return _get_visible(user, qs, owner_field="worker", pk=pk)
 
 
 def get_turn_for_user(user, pk: int) -> Turn:
+    """Same rule as ``get_conversation_for_user``, for a turn of the conversation."""
+    qs = Turn.objects.select_related("conversation__campaign", "conversation__worker")
+    return _get_visible(user, qs, owner_field="conversation__worker", pk=pk)
+
+
+def _get_visible(user, qs: QuerySet, *, owner_field: str, pk: int):
     if not user.is_authenticated:
         raise Http404
-    qs = Turn.objects.select_related("conversation__campaign", "conversation__worker")
     if not user.is_staff:
-        qs = qs.filter(conversation__worker=user)
+        qs = qs.filter(**{owner_field: user})
     try:
         return qs.get(pk=pk)
-    except Turn.DoesNotExist:
+    except qs.model.DoesNotExist:
         raise Http404 from None
 
 
