@@ -1,6 +1,7 @@
 """The researcher's panel: every model, staff only (Django admin's own rule)."""
 
 from django.contrib import admin, messages
+from django.utils.html import format_html
 
 from labeling.models import (
     Campaign,
@@ -103,6 +104,24 @@ class ComparisonAdmin(admin.ModelAdmin):
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(admin.ModelAdmin):
-    list_display = ["pk", "kind", "status", "progress", "created_at", "finished_at"]
+    list_display = [
+        "pk",
+        "kind",
+        "status",
+        "progress_bar",
+        "eval_accuracy",
+        "created_at",
+        "finished_at",
+    ]
     list_filter = ["kind", "status"]
-    readonly_fields = ["progress", "metrics", "error", "started_at", "finished_at"]
+    readonly_fields = ["progress_bar", "metrics", "error", "started_at", "finished_at"]
+
+    @admin.display(description="Progress")
+    def progress_bar(self, run):
+        percent = round(run.progress * 100)
+        return format_html('<progress max="100" value="{}"></progress> {}%', percent, percent)
+
+    @admin.display(description="Eval accuracy")
+    def eval_accuracy(self, run):
+        value = run.metrics.get("eval_accuracy")
+        return "" if value is None else f"{value:.3f}"

@@ -60,3 +60,13 @@ def test_seed_demo_creates_logins_and_a_helpful_campaign_twice_without_error(db,
 
     assert get_user_model().objects.get(username="researcher").is_staff
     assert Campaign.objects.get(slug="helpful-chat").mode == "helpful"
+
+
+def test_the_admin_shows_training_progress_as_a_bar(client, researcher):
+    TrainingRun.objects.create(
+        status=TrainingRun.Status.RUNNING, progress=0.42, metrics={"eval_accuracy": 0.61}
+    )
+    client.force_login(researcher)
+    page = client.get(reverse("admin:labeling_trainingrun_changelist")).content.decode()
+    assert '<progress max="100" value="42"></progress> 42%' in page
+    assert "0.610" in page
