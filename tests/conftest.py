@@ -91,7 +91,7 @@ def purge_queues() -> None:
 
 
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, tmp_path_factory):
+def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
     """A real `celery worker` process on all queues, against the test database."""
     purge_queues()
     log_path = tmp_path_factory.mktemp("celery") / "worker.log"
@@ -129,6 +129,30 @@ def celery_worker_process(django_db_setup, tmp_path_factory):
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.wait()
+    with django_db_blocker.unblock():
+        wait_for_other_sessions_to_close()
+
+
+def wait_for_other_sessions_to_close(timeout: float = 15.0) -> None:
+    """PostgreSQL drops a dead worker's session a moment after the process exits; the test
+    database can only be dropped once it has."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    query = (
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(query)
+            if cursor.fetchone()[0] == 0:
+                break
+        time.sleep(0.2)
+    connection.close()
 
 
 def wait_for(predicate, *, timeout: float, proc=None, what: str = "condition"):

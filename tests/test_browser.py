@@ -5,6 +5,7 @@ import os
 import shutil
 
 import pytest
+from django.db import connections
 
 from labeling.models import Comparison, Conversation
 
@@ -37,6 +38,9 @@ def page(tmp_path):
         yield page
         page.screenshot(path=str(tmp_path / "last.png"), full_page=True)
         browser.close()
+        # ORM calls made while Playwright's loop is active get their own connection;
+        # close it here, or PostgreSQL keeps a session open on the test database.
+        connections.close_all()
 
 
 def test_a_crowdworker_chats_picks_at_every_turn_and_rates_the_conversation(
