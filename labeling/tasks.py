@@ -69,22 +69,21 @@ def _generate_rows(lm, messages, rows) -> None:
 
     try:
         results = generate(lm, messages, k=len(rows), sampling=sampling, on_progress=on_progress)
+        for pk, result in zip(ids, results, strict=True):
+            gen_services.candidate_complete(
+                candidate_id=pk,
+                text=result.text,
+                token_count=result.token_count,
+                finish_reason=result.finish_reason,
+                seconds=result.seconds,
+                seed=result.seed,
+            )
     except SoftTimeLimitExceeded:
         gen_services.candidates_fail(candidate_ids=ids, error="Generation took too long.")
         raise
-    except Exception as exc:  # a model error must reach the page, not leave a spinner
+    except Exception as exc:  # a model or write error must reach the page, not a spinner
         log.exception("generation failed for candidates %s", ids)
         gen_services.candidates_fail(candidate_ids=ids, error=f"{type(exc).__name__}: {exc}")
-        return
-    for pk, result in zip(ids, results, strict=True):
-        gen_services.candidate_complete(
-            candidate_id=pk,
-            text=result.text,
-            token_count=result.token_count,
-            finish_reason=result.finish_reason,
-            seconds=result.seconds,
-            seed=result.seed,
-        )
 
 
 @shared_task(soft_time_limit=50, time_limit=60)

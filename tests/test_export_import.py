@@ -86,3 +86,11 @@ def test_collected_comparisons_export_in_hh_rlhf_form_without_the_weakest(
 def test_export_to_a_missing_directory_fails_cleanly(tmp_path):
     with pytest.raises(CommandError, match="does not exist"):
         call_command("export_preferences", "-o", str(tmp_path / "no" / "out.jsonl"))
+
+
+def test_a_nul_character_is_refused_with_its_line_number(tmp_path):
+    row = {"chosen": "\n\nHuman: hi\n\nAssistant: a\u0000b", "rejected": ROWS[0]["rejected"]}
+    bad = write_jsonl(tmp_path / "nul.jsonl", [ROWS[0], row])
+    with pytest.raises(CommandError, match=r":2:.*NUL"):
+        call_command("import_preferences", str(bad))
+    assert not Conversation.objects.exists()

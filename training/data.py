@@ -58,6 +58,8 @@ def _parse_line(raw: bytes, where: str) -> Pair:
             raise DataError(f"{where}: missing field {field!r}")
         if not isinstance(row[field], str):
             raise DataError(f"{where}: field {field!r} must be a string")
+        if "\x00" in row[field]:  # no text column (PostgreSQL's included) stores NUL
+            raise DataError(f"{where}: field {field!r} contains a NUL character")
     try:
         return split_pair(row["chosen"], row["rejected"])
     except ValueError as exc:

@@ -61,10 +61,16 @@ def candidates_claim(*, turn_id: int, stale_after_s: float) -> list[CandidateRes
     )
 
 
+def model_text(text: str) -> str:
+    """Model output is untrusted: it may hold NUL, which no text column stores (PostgreSQL
+    refuses it). Everything else is kept and escaped when shown."""
+    return text.replace("\x00", "")
+
+
 def candidate_progress(*, candidate_id: int, text: str) -> None:
     """Partial text while tokens stream in; also the heartbeat that says the worker lives."""
     CandidateResponse.objects.filter(pk=candidate_id, status=Status.RUNNING).update(
-        text=text, heartbeat_at=timezone.now()
+        text=model_text(text), heartbeat_at=timezone.now()
     )
 
 
@@ -80,7 +86,7 @@ def candidate_complete(
     now = timezone.now()
     CandidateResponse.objects.filter(pk=candidate_id, status=Status.RUNNING).update(
         status=Status.DONE,
-        text=text,
+        text=model_text(text),
         token_count=token_count,
         finish_reason=finish_reason,
         generation_seconds=seconds,

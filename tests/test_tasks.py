@@ -1,0 +1,77 @@
+"""The Celery tasks' own logic, called in-process (the worker tests run them for real)."""
+
+import pytest
+
+from labeling import tasks
+from labeling.models import CandidateResponse
+from labeling.services import conversations as svc
+from labeling.services import generation
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def turn(campaign, owner):
+    conversation = svc.conversation_start(campaign=campaign, worker=owner)
+    return svc.turn_create(conversation=conversation, worker=owner, text="Hi there")
+
+
+def statuses(turn):
+    return set(turn.candidates.values_list("status", flat=True))
+
+
+def test_the_generation_task_fills_both_candidates_from_one_call(turn, monkeypatch):
+    calls = []
+    real = tasks.generate
+    monkeypatch.setattr(tasks, "generate", lambda *a, **kw: calls.append(kw["k"]) or real(*a, **kw))
+    tasks.generate_candidates(turn.pk)
+    assert calls == [2]  # same model in both slots: one call, one shared prefill
+    assert statuses(turn) == {CandidateResponse.Status.DONE}
+    seeds = set(turn.candidates.values_list("seed", flat=True))
+    assert len(seeds) == 1 and None not in seeds
+
+
+def test_a_second_delivery_of_the_same_message_does_nothing(turn):
+    tasks.generate_candidates(turn.pk)
+    before = list(turn.candidates.values_list("text", "finished_at"))
+    tasks.generate_candidates(turn.pk)
+    assert list(turn.candidates.values_list("text", "finished_at")) == before
+
+
+def test_a_failure_while_writing_results_marks_the_candidates_failed(turn, monkeypatch):
+    def broken_complete(**kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(generation, "candidate_complete", broken_complete)
+    tasks.generate_candidates(turn.pk)
+    assert statuses(turn) == {CandidateResponse.Status.FAILED}
+    assert "disk full" in turn.candidates.first().error
+
+
+def test_a_model_error_marks_the_candidates_failed(turn, monkeypatch):
+    def broken_generate(*args, **kwargs):
+        raise ValueError("prompt longer than the model's context")
+
+    monkeypatch.setattr(tasks, "generate", broken_generate)
+    tasks.generate_candidates(turn.pk)
+    assert statuses(turn) == {CandidateResponse.Status.FAILED}
+
+
+def test_nul_characters_in_model_output_are_dropped_before_storing(turn):
+    claimed = generation.candidates_claim(turn_id=turn.pk, stale_after_s=120)
+    generation.candidate_progress(candidate_id=claimed[0].pk, text="par\x00tial")
+    assert CandidateResponse.objects.get(pk=claimed[0].pk).text == "partial"
+    generation.candidate_complete(
+        candidate_id=claimed[0].pk,
+        text="a\x00b",
+        token_count=3,
+        finish_reason="eos",
+        seconds=0.1,
+        seed=1,
+    )
+    assert CandidateResponse.objects.get(pk=claimed[0].pk).text == "ab"
+
+
+def test_scheduled_retraining_waits_for_enough_new_comparisons(db, settings):
+    settings.LAB_RETRAIN_MIN_COMPARISONS = 2
+    assert tasks.schedule_preference_training() is None
