@@ -188,7 +188,8 @@ class CandidateResponse(models.Model):
         ]
 
     def __str__(self):
-        return f"Candidate {self.slot} of turn {self.turn_id}"
+        text = self.text if len(self.text) <= 60 else self.text[:59] + "…"
+        return f"{self.slot}: {text}" if text else f"Candidate {self.slot} of turn {self.turn_id}"
 
 
 class Comparison(models.Model):
