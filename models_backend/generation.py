@@ -71,6 +71,8 @@ class SamplingConfig:
     # A row stops when its decoded text contains one of these; the text is cut before it.
     # Any iterable of non-empty strings is accepted and stored as a tuple.
     stop: tuple[str, ...] = (STOP_STRING,)
+    # Keep generating past EOS (benchmarks: every row then runs to max_new_tokens).
+    ignore_eos: bool = False
 
     def __post_init__(self) -> None:
         if not _is_int(self.max_new_tokens) or self.max_new_tokens < 1:
@@ -198,7 +200,7 @@ def generate_from_prompt_ids(
     model, tokenizer, device = lm.model, lm.tokenizer, lm.device
     max_new_tokens = _room_left(model, len(prompt_ids), sampling.max_new_tokens)
     seed = sampling.seed if sampling.seed is not None else secrets.randbits(SEED_BITS)
-    eos_ids = _eos_ids(lm)
+    eos_ids = frozenset() if sampling.ignore_eos else _eos_ids(lm)
     generator = None if sampling.greedy else torch.Generator(device=device).manual_seed(seed)
     cache_kwarg, keep_kwarg = _forward_kwargs(model)
 

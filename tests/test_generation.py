@@ -316,3 +316,12 @@ def test_generation_stops_where_the_model_context_ends(tiny):
     assert any(c.finish_reason == "length" and c.token_count == 3 for c in candidates)
     with pytest.raises(ValueError, match="at most"):
         generate_from_prompt_ids(tiny, [65] * limit, k=2, sampling=sampling)
+
+
+def test_ignore_eos_runs_every_row_to_the_token_limit(tiny):
+    # As above, the greedily repeated ":" is an EOS id; ignore_eos must run past it.
+    colon = tiny.tokenizer.convert_tokens_to_ids(":")
+    tiny.model.generation_config.eos_token_id = [tiny.tokenizer.eos_token_id, colon]
+    sampling = SamplingConfig(max_new_tokens=10, temperature=0, stop=(), ignore_eos=True)
+    out = generate_candidates(tiny, MESSAGES, k=2, sampling=sampling)
+    assert [(c.token_count, c.finish_reason) for c in out] == [(10, "length")] * 2
