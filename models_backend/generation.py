@@ -25,6 +25,7 @@ carries exactly the final texts.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 import math
@@ -162,6 +163,7 @@ def generate_candidates(
     sampling: SamplingConfig,
     system: str | None = DEFAULT_SYSTEM_PROMPT,
     on_progress: Callable[[list[str]], None] | None = None,
+    prefix: CachedPrefix | None = None,
 ) -> list[Candidate]:
     """k sampled replies to ``messages`` (see the module docstring for the details).
 
@@ -172,7 +174,46 @@ def generate_candidates(
     cancel).
     """
     prompt_ids = build_prompt_ids(lm.tokenizer, messages, system=system)
-    return generate_from_prompt_ids(lm, prompt_ids, k=k, sampling=sampling, on_progress=on_progress)
+    return generate_from_prompt_ids(
+        lm, prompt_ids, k=k, sampling=sampling, on_progress=on_progress, prefix=prefix
+    )
+
+
+@dataclass(frozen=True)
+class CachedPrefix:
+    """Token ids every request starts with (the HHH prompt) and their KV cache, computed
+    once per process. Requests continue from a copy, so the cache itself never changes."""
+
+    ids: tuple[int, ...]
+    cache: DynamicCache
+
+
+@torch.inference_mode()
+def cache_prefix(lm: LoadedLM, ids: list[int]) -> CachedPrefix:
+    _, cache = prefill(lm, ids)
+    return CachedPrefix(tuple(ids), cache)
+
+
+@torch.inference_mode()
+def prefill(
+    lm: LoadedLM, prompt_ids: list[int], *, prefix: CachedPrefix | None = None
+) -> tuple[torch.Tensor, DynamicCache]:
+    """Run the prompt (or, with ``prefix``, only what follows it) and return the last
+    position's logits (1, vocab) and a batch-1 cache holding the whole prompt."""
+    model = lm.model
+    cache_kwarg, keep_kwarg = _forward_kwargs(model)
+    if prefix is None:
+        cache, new_ids = DynamicCache(config=model.config), list(prompt_ids)
+    else:
+        n = len(prefix.ids)
+        if len(prompt_ids) <= n or tuple(prompt_ids[:n]) != prefix.ids:
+            raise ValueError("the prompt does not extend the cached prefix")
+        cache, new_ids = copy.deepcopy(prefix.cache), list(prompt_ids[n:])
+    inputs = {cache_kwarg: cache, "use_cache": True}
+    if keep_kwarg:
+        inputs["logits_to_keep"] = 1
+    ids = torch.tensor([new_ids], dtype=torch.long, device=lm.device)
+    return model(input_ids=ids, **inputs).logits[:, -1, :], cache
 
 
 @dataclass
@@ -190,8 +231,10 @@ def generate_from_prompt_ids(
     k: int,
     sampling: SamplingConfig,
     on_progress: Callable[[list[str]], None] | None = None,
+    prefix: CachedPrefix | None = None,
 ) -> list[Candidate]:
-    """``generate_candidates`` for a prompt that is already token ids."""
+    """``generate_candidates`` for a prompt that is already token ids. With ``prefix``,
+    the prompt must start with its ids, and only the rest is run through the model."""
     started = time.perf_counter()
     if not _is_int(k) or k < 1:
         raise ValueError(f"k must be an integer >= 1, got {k!r}")
@@ -202,14 +245,9 @@ def generate_from_prompt_ids(
     seed = sampling.seed if sampling.seed is not None else secrets.randbits(SEED_BITS)
     eos_ids = frozenset() if sampling.ignore_eos else _eos_ids(lm)
     generator = None if sampling.greedy else torch.Generator(device=device).manual_seed(seed)
-    cache_kwarg, keep_kwarg = _forward_kwargs(model)
+    cache_kwarg, _ = _forward_kwargs(model)
 
-    cache = DynamicCache(config=model.config)
-    prefill = {cache_kwarg: cache, "use_cache": True}
-    if keep_kwarg:
-        prefill["logits_to_keep"] = 1
-    inputs = torch.tensor([prompt_ids], dtype=torch.long, device=device)
-    logits = model(input_ids=inputs, **prefill).logits[:, -1, :]  # (1, vocab)
+    logits, cache = prefill(lm, prompt_ids, prefix=prefix)  # (1, vocab), batch-1 cache
     cache.batch_repeat_interleave(k)
     logits = logits.expand(k, -1)
     log.debug(

@@ -15,8 +15,10 @@ from models_backend.generation import (
     _next_tokens,
     _top_p_filter,
     build_prompt_ids,
+    cache_prefix,
     generate_candidates,
     generate_from_prompt_ids,
+    prefill,
 )
 from models_backend.loading import LoadedLM, load_causal_lm
 from models_backend.tiny import build_tiny_random
@@ -325,3 +327,25 @@ def test_ignore_eos_runs_every_row_to_the_token_limit(tiny):
     sampling = SamplingConfig(max_new_tokens=10, temperature=0, stop=(), ignore_eos=True)
     out = generate_candidates(tiny, MESSAGES, k=2, sampling=sampling)
     assert [(c.token_count, c.finish_reason) for c in out] == [(10, "length")] * 2
+
+
+def test_a_cached_prefix_gives_the_same_logits_and_text_as_no_cache(chaotic):
+    system = "You are a careful assistant. " * 8  # stands in for the HHH prompt
+    prompt_ids = build_prompt_ids(chaotic.tokenizer, MESSAGES, system=system)
+    prefix_ids = prompt_ids[: len(prompt_ids) // 2]
+    prefix = cache_prefix(chaotic, prefix_ids)
+    with torch.inference_mode():
+        plain, _ = prefill(chaotic, prompt_ids)
+        cached, _ = prefill(chaotic, prompt_ids, prefix=prefix)
+    assert torch.allclose(plain, cached, atol=1e-4)
+    greedy = _greedy(20)
+    without = generate_from_prompt_ids(chaotic, prompt_ids, k=2, sampling=greedy)
+    with_prefix = generate_from_prompt_ids(chaotic, prompt_ids, k=2, sampling=greedy, prefix=prefix)
+    assert [c.text for c in with_prefix] == [c.text for c in without]
+    assert prefix.cache.get_seq_length() == len(prefix_ids)  # reused, never extended
+
+
+def test_a_prompt_that_does_not_extend_the_prefix_is_refused(chaotic):
+    prefix = cache_prefix(chaotic, [5, 6, 7])
+    with pytest.raises(ValueError, match="does not extend"):
+        generate_from_prompt_ids(chaotic, [5, 6, 8, 9], k=1, sampling=_greedy(2), prefix=prefix)
