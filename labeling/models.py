@@ -15,6 +15,12 @@ class ModelVersion(models.Model):
     spec = models.CharField(
         max_length=500, help_text="Where its weights are: a builtin spec, a directory or a hub id."
     )
+    prompt = models.CharField(
+        max_length=20,
+        blank=True,
+        choices=[("", "No prompt"), ("hhh", "HHH prompt")],
+        help_text="Assistants: the prompt put before every conversation (its cache is reused).",
+    )
     metrics = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(
         default=False, help_text="For preference models: the one the lab uses now."

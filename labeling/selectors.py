@@ -124,17 +124,18 @@ def active_preference_model() -> ModelVersion | None:
     return ModelVersion.objects.filter(kind=ModelVersion.Kind.PREFERENCE, is_active=True).first()
 
 
-def candidate_groups(turn_id: int) -> dict[str, list[int]]:
-    """Model spec → slots still waiting for generation. Candidates from one model are
-    generated together, sharing one prefill of the dialogue."""
-    groups: dict[str, list[int]] = {}
+def candidate_groups(turn_id: int) -> dict[tuple[str, str], list[int]]:
+    """(model spec, prompt) → slots still waiting for generation. Candidates from one
+    assistant are generated together, sharing one prefill of the dialogue."""
+    groups: dict[tuple[str, str], list[int]] = {}
     waiting = CandidateResponse.objects.filter(
         turn_id=turn_id,
         status__in=[CandidateResponse.Status.PENDING, CandidateResponse.Status.RUNNING],
         model_version__isnull=False,
     ).select_related("model_version")
     for candidate in waiting.order_by("slot"):
-        groups.setdefault(candidate.model_version.spec, []).append(candidate.slot)
+        version = candidate.model_version
+        groups.setdefault((version.spec, version.prompt), []).append(candidate.slot)
     return groups
 
 

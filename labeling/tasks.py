@@ -16,9 +16,8 @@ from django.db import OperationalError
 from labeling import selectors
 from labeling.services import generation as gen_services
 from labeling.services import training as train_services
+from models_backend.assistants import get_assistant
 from models_backend.generation import SEED_BITS, SamplingConfig
-from models_backend.generation import generate_candidates as generate
-from models_backend.loading import get_causal_lm
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 0.4  # how often streamed text is written to the database
@@ -35,25 +34,27 @@ SAMPLING_KEYS = {"max_new_tokens", "temperature", "top_p", "stop"}  # the seed i
     time_limit=330,
 )
 def generate_candidates(turn_id: int) -> None:
-    groups = selectors.candidate_groups(turn_id)  # {spec: [slot, …]}, pending ones only
+    groups = selectors.candidate_groups(turn_id)  # {(spec, prompt): [slot, …]}, waiting ones
     if not groups:
         return
     # Load before claiming: the first load of the default model converts it (tens of
     # seconds), and a claimed row must show a heartbeat soon or it is taken for lost.
-    loaded = {spec: get_causal_lm(spec) for spec in groups}
+    assistants = {key: get_assistant(*key) for key in groups}
     claimed = gen_services.candidates_claim(
         turn_id=turn_id, stale_after_s=settings.LAB_GENERATION_STALE_SECONDS
     )
     if not claimed:
         return
     messages = selectors.dialogue_before(claimed[0].turn)
-    for spec, lm in loaded.items():
-        rows = [c for c in claimed if c.model_version.spec == spec]
+    for (spec, prompt), assistant in assistants.items():
+        rows = [
+            c for c in claimed if (c.model_version.spec, c.model_version.prompt) == (spec, prompt)
+        ]
         if rows:
-            _generate_rows(lm, messages, rows)
+            _generate_rows(assistant, messages, rows)
 
 
-def _generate_rows(lm, messages, rows) -> None:
+def _generate_rows(assistant, messages, rows) -> None:
     ids = [c.pk for c in rows]
     stored = {k: v for k, v in rows[0].sampling.items() if k in SAMPLING_KEYS}
     sampling = SamplingConfig(**stored, seed=secrets.randbits(SEED_BITS))
@@ -68,7 +69,9 @@ def _generate_rows(lm, messages, rows) -> None:
             gen_services.candidate_progress(candidate_id=pk, text=text)
 
     try:
-        results = generate(lm, messages, k=len(rows), sampling=sampling, on_progress=on_progress)
+        results = assistant.generate(
+            messages, k=len(rows), sampling=sampling, on_progress=on_progress
+        )
         for pk, result in zip(ids, results, strict=True):
             gen_services.candidate_complete(
                 candidate_id=pk,

@@ -6,6 +6,7 @@ from labeling import tasks
 from labeling.models import CandidateResponse
 from labeling.services import conversations as svc
 from labeling.services import generation
+from models_backend.assistants import Assistant
 
 pytestmark = pytest.mark.django_db
 
@@ -22,8 +23,13 @@ def statuses(turn):
 
 def test_the_generation_task_fills_both_candidates_from_one_call(turn, monkeypatch):
     calls = []
-    real = tasks.generate
-    monkeypatch.setattr(tasks, "generate", lambda *a, **kw: calls.append(kw["k"]) or real(*a, **kw))
+    real = Assistant.generate
+
+    def counting(self, messages, **kwargs):
+        calls.append(kwargs["k"])
+        return real(self, messages, **kwargs)
+
+    monkeypatch.setattr(Assistant, "generate", counting)
     tasks.generate_candidates(turn.pk)
     assert calls == [2]  # same model in both slots: one call, one shared prefill
     assert statuses(turn) == {CandidateResponse.Status.DONE}
@@ -52,7 +58,7 @@ def test_a_model_error_marks_the_candidates_failed(turn, monkeypatch):
     def broken_generate(*args, **kwargs):
         raise ValueError("prompt longer than the model's context")
 
-    monkeypatch.setattr(tasks, "generate", broken_generate)
+    monkeypatch.setattr(Assistant, "generate", broken_generate)
     tasks.generate_candidates(turn.pk)
     assert statuses(turn) == {CandidateResponse.Status.FAILED}
 

@@ -1,0 +1,81 @@
+"""Assistant variants a campaign can put in slot A or B.
+
+- raw: the model with our short default system message;
+- prompted: the HHH prompt before every conversation; the prompt's KV cache is computed
+  once per process and every request continues from a copy of it;
+- distilled: a context-distilled checkpoint, named by its directory spec, used raw.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from models_backend.dialogue import Message
+from models_backend.generation import (
+    CachedPrefix,
+    Candidate,
+    SamplingConfig,
+    build_prompt_ids,
+    cache_prefix,
+    generate_from_prompt_ids,
+)
+from models_backend.loading import LoadedLM, get_causal_lm
+
+PROMPTS = ("", "hhh")  # "" is no prompt (raw or distilled)
+
+
+@dataclass
+class Assistant:
+    lm: LoadedLM
+    prompt_name: str  # one of PROMPTS
+    prefix: CachedPrefix | None  # the HHH prompt's cache, for prompted assistants
+
+    def prompt_ids(self, messages: list[Message]) -> list[int]:
+        if not self.prompt_name:
+            return build_prompt_ids(self.lm.tokenizer, messages)
+        from models_backend.prompt import load_hhh_prompt, prompted_ids
+
+        return prompted_ids(self.lm.tokenizer, load_hhh_prompt(), messages)
+
+    def generate(
+        self,
+        messages: list[Message],
+        *,
+        k: int,
+        sampling: SamplingConfig,
+        on_progress: Callable[[list[str]], None] | None = None,
+    ) -> list[Candidate]:
+        return generate_from_prompt_ids(
+            self.lm,
+            self.prompt_ids(messages),
+            k=k,
+            sampling=sampling,
+            on_progress=on_progress,
+            prefix=self.prefix,
+        )
+
+
+def build_assistant(lm: LoadedLM, prompt_name: str = "") -> Assistant:
+    if prompt_name not in PROMPTS:
+        raise ValueError(f"unknown prompt {prompt_name!r} (known: {', '.join(map(repr, PROMPTS))})")
+    if not prompt_name:
+        return Assistant(lm, "", None)
+    from models_backend.prompt import load_hhh_prompt, prompt_prefix_ids
+
+    ids = prompt_prefix_ids(lm.tokenizer, load_hhh_prompt())
+    return Assistant(lm, prompt_name, cache_prefix(lm, ids))
+
+
+_assistants: dict[tuple[str, str], Assistant] = {}
+_lock = threading.Lock()
+
+
+def get_assistant(spec: str, prompt_name: str = "") -> Assistant:
+    """The process-wide assistant: the model loads once, the prompt's cache is built once."""
+    with _lock:
+        key = (spec, prompt_name)
+        if key not in _assistants:
+            _assistants[key] = build_assistant(get_causal_lm(spec), prompt_name)
+        return _assistants[key]
