@@ -31,13 +31,14 @@ class Assistant:
     lm: LoadedLM
     prompt_name: str  # one of PROMPTS
     prefix: CachedPrefix | None  # the HHH prompt's cache, for prompted assistants
+    prompt: object = None  # the HHHPrompt itself, for prompted assistants
 
     def prompt_ids(self, messages: list[Message]) -> list[int]:
-        if not self.prompt_name:
+        if self.prompt is None:
             return build_prompt_ids(self.lm.tokenizer, messages)
-        from models_backend.prompt import load_hhh_prompt, prompted_ids
+        from models_backend.prompt import prompted_ids
 
-        return prompted_ids(self.lm.tokenizer, load_hhh_prompt(), messages)
+        return prompted_ids(self.lm.tokenizer, self.prompt, messages)
 
     def generate(
         self,
@@ -57,15 +58,18 @@ class Assistant:
         )
 
 
-def build_assistant(lm: LoadedLM, prompt_name: str = "") -> Assistant:
+def build_assistant(lm: LoadedLM, prompt_name: str = "", *, prompt=None) -> Assistant:
+    """``prompt`` (an HHHPrompt) replaces the packaged HHH prompt, e.g. a short one for a
+    tiny test model whose context cannot hold the real one."""
     if prompt_name not in PROMPTS:
         raise ValueError(f"unknown prompt {prompt_name!r} (known: {', '.join(map(repr, PROMPTS))})")
     if not prompt_name:
         return Assistant(lm, "", None)
     from models_backend.prompt import load_hhh_prompt, prompt_prefix_ids
 
-    ids = prompt_prefix_ids(lm.tokenizer, load_hhh_prompt())
-    return Assistant(lm, prompt_name, cache_prefix(lm, ids))
+    prompt = prompt or load_hhh_prompt()
+    ids = prompt_prefix_ids(lm.tokenizer, prompt)
+    return Assistant(lm, prompt_name, cache_prefix(lm, ids), prompt)
 
 
 _assistants: dict[tuple[str, str], Assistant] = {}
