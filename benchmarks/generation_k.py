@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 
 import torch
 
+from benchmarks.timing import median_seconds
 from models_backend.dialogue import Message
 from models_backend.generation import SamplingConfig, generate_candidates
 from models_backend.loading import load_causal_lm
@@ -25,15 +24,6 @@ DIALOGUE = [
     Message("assistant", "That sounds lovely! How much sun does the balcony get each day?"),
     Message("human", "About five hours in the afternoon. What should I grow first?"),
 ]
-
-
-def timed(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(argv=None) -> None:
@@ -54,9 +44,9 @@ def main(argv=None) -> None:
         assert all(c.token_count == args.tokens for c in out), [c.token_count for c in out]
 
     run(1)  # warm-up
-    one = timed(lambda: run(1), args.repeats)
-    shared = timed(lambda: run(args.k), args.repeats)
-    separate = timed(lambda: [run(1) for _ in range(args.k)], args.repeats)
+    one = median_seconds(lambda: run(1), args.repeats)
+    shared = median_seconds(lambda: run(args.k), args.repeats)
+    separate = median_seconds(lambda: [run(1) for _ in range(args.k)], args.repeats)
     result = {
         "model": args.model,
         "device": str(lm.device),

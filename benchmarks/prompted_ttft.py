@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 
 import torch
 
+from benchmarks.timing import median_seconds
 from models_backend.assistants import build_assistant
 from models_backend.dialogue import Message
 from models_backend.generation import prefill
@@ -31,15 +31,6 @@ CONVERSATIONS = [
         Message("human", "A junior accountant position at a small firm."),
     ],
 ]
-
-
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(argv=None) -> None:

@@ -201,7 +201,7 @@ def prefill(
     """Run the prompt (or, with ``prefix``, only what follows it) and return the last
     position's logits (1, vocab) and a batch-1 cache holding the whole prompt."""
     model = lm.model
-    cache_kwarg, keep_kwarg = _forward_kwargs(model)
+    cache_kwarg, keep_kwarg = forward_kwargs(model)
     if prefix is None:
         cache, new_ids = DynamicCache(config=model.config), list(prompt_ids)
     else:
@@ -245,7 +245,7 @@ def generate_from_prompt_ids(
     seed = sampling.seed if sampling.seed is not None else secrets.randbits(SEED_BITS)
     eos_ids = frozenset() if sampling.ignore_eos else _eos_ids(lm)
     generator = None if sampling.greedy else torch.Generator(device=device).manual_seed(seed)
-    cache_kwarg, _ = _forward_kwargs(model)
+    cache_kwarg, _ = forward_kwargs(model)
 
     logits, cache = prefill(lm, prompt_ids, prefix=prefix)  # (1, vocab), batch-1 cache
     cache.batch_repeat_interleave(k)
@@ -416,7 +416,7 @@ def _eos_ids(lm: LoadedLM) -> frozenset[int]:
     return frozenset(ids)
 
 
-def _forward_kwargs(model) -> tuple[str, bool]:
+def forward_kwargs(model) -> tuple[str, bool]:
     """The model's name for the KV-cache argument, and whether it takes ``logits_to_keep``.
 
     transformers 5 renamed ``past_key_values`` to ``cache`` during the 5.x series; we ask

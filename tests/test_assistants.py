@@ -1,12 +1,10 @@
 import pytest
-import torch
 
 from models_backend.assistants import build_assistant
 from models_backend.dialogue import Message
 from models_backend.generation import SamplingConfig, generate_from_prompt_ids
-from models_backend.loading import LoadedLM
 from models_backend.prompt import load_hhh_prompt
-from models_backend.tiny import build_tiny_random
+from tests.tiny_models import chaotic_tiny_lm
 
 SHORT_PROMPT = """The assistant is kind, honest and careful.
 -----
@@ -23,12 +21,7 @@ MESSAGES = [Message("human", "Can you suggest a name for my cat?")]
 
 @pytest.fixture(scope="module")
 def lm():
-    model, tokenizer = build_tiny_random(seed=2)
-    with torch.no_grad():  # scaled up so greedy output varies (see test_generation)
-        for name, parameter in model.named_parameters():
-            if "proj" in name:
-                parameter.mul_(10)
-    return LoadedLM("tiny-chaotic", model, tokenizer, torch.device("cpu"))
+    return chaotic_tiny_lm(seed=2)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from models_backend.generation import (
     prefill,
 )
 from models_backend.loading import LoadedLM, load_causal_lm
-from models_backend.tiny import build_tiny_random
+from tests.tiny_models import chaotic_tiny_lm
 
 MESSAGES = [
     Message("human", "Hi, can you help me plan a picnic?"),
@@ -48,18 +48,7 @@ def tiny() -> LoadedLM:
 
 @pytest.fixture(scope="module")
 def chaotic() -> LoadedLM:
-    """A tiny random Llama with its layer weights scaled up.
-
-    The plain tiny model's residual stream is dominated by the tied embedding, so greedy
-    decoding repeats the last prompt byte forever; scaled up, greedy output varies from
-    token to token, which is what the cache and stop-string tests need to mean anything.
-    """
-    model, tokenizer = build_tiny_random(seed=1)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if "proj" in name:
-                parameter.mul_(10)
-    return LoadedLM("tiny-chaotic", model, tokenizer, torch.device("cpu"))
+    return chaotic_tiny_lm(seed=1)
 
 
 def _greedy(max_new_tokens: int, stop: tuple[str, ...] = ()) -> SamplingConfig:

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from transformers import DynamicCache
 
-from models_backend.generation import _forward_kwargs
+from models_backend.generation import forward_kwargs
 from training.data import DataError
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ def prefill(model, ids: list[int], *, after: Prefix | None = None) -> Prefix:
     before = after or Prefix(ids=[], kv=())
     if not ids:
         return before
-    cache_kwarg, keep_kwarg = _forward_kwargs(model)
+    cache_kwarg, keep_kwarg = forward_kwargs(model)
     # the first update of each layer concatenates onto an empty tensor: a copy, not a view
     cache = DynamicCache(ddp_cache_data=before.kv or None, config=model.config)
     kwargs = {
@@ -236,7 +236,7 @@ def _score_batch(model, prefix: Prefix, batch: list[Group]) -> list[list[float]]
     keep[at_row, at_position] = True
     index = (keep.flatten().cumsum(0) - 1).view(rows, width)[at_row, at_position]  # [N]
 
-    cache_kwarg, keep_kwarg = _forward_kwargs(model)
+    cache_kwarg, keep_kwarg = forward_kwargs(model)
     kwargs = {"use_cache": bool(prefix.kv)}
     if prefix.kv:
         expanded = [(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in prefix.kv]
