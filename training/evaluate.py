@@ -49,17 +49,8 @@ from models_backend import specs
 from models_backend.dialogue import ASSISTANT_MARKER, HUMAN, Message, prompt_transcript
 from models_backend.loading import LoadedLM, load_causal_lm
 from training.data import DataError
-from training.hhh_eval import (
-    Example,
-    Group,
-    Task,
-    TooLong,
-    check_fits,
-    load_tasks,
-    longest_sequence,
-    prefill,
-    score_groups,
-)
+from training.hhh_eval import Example, Group, Task, load_tasks, longest_sequence, score_groups
+from training.prefix import TooLong, check_fits, prefill
 
 __all__ = ["Task", "Example", "evaluate_hhh", "load_tasks", "main"]
 
@@ -148,7 +139,7 @@ def evaluate_hhh(
     return {
         "examples": len(items),
         "seconds": round(time.perf_counter() - started, 3),
-        **_summary(details),
+        **summarize(details),
         "details": details,
     }
 
@@ -175,10 +166,11 @@ def _detail(
     }
 
 
-def _summary(details: list[dict]) -> dict:
+def summarize(details: list[dict], scorings: tuple[str, ...] = SCORINGS) -> dict:
+    """Accuracy of each scoring, overall and by category, from per-example details."""
     counts = Counter(d["category"] for d in details)
     scoring = {}
-    for name in SCORINGS:
+    for name in scorings:
         right = Counter(d["category"] for d in details if d["predicted"][name] in d["correct"])
         scoring[name] = {
             "overall": sum(right.values()) / len(details),

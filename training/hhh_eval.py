@@ -32,15 +32,12 @@ from transformers import DynamicCache
 
 from models_backend.generation import forward_kwargs
 from training.data import DataError
+from training.prefix import Prefix, attention_mask, check_fits
 
 log = logging.getLogger(__name__)
 
 TASK_FILE = "task.json"
 _SLICE = 512  # answer tokens whose log-softmax is taken at once
-
-
-class TooLong(ValueError):
-    """A prefix + context + answer longer than the model's positions (nothing is truncated)."""
 
 
 @dataclass(frozen=True)
@@ -128,37 +125,6 @@ class Group:
     answers: list[list[int]]  # the answers' ids (each at least one)
 
 
-@dataclass(frozen=True)
-class Prefix:
-    ids: list[int]  # ids before every group's context (may be empty)
-    kv: tuple[tuple[torch.Tensor, torch.Tensor], ...]  # per layer (keys, values): [1, H, P, D]
-
-
-@torch.inference_mode()
-def prefill(model, ids: list[int], *, after: Prefix | None = None) -> Prefix:
-    """Run ``ids`` once and keep their KV cache, to reuse for every batch scored after them.
-
-    With ``after``, only ``ids`` are run, on top of (a copy of) that prefix's cache: the
-    result is the prefix ``after.ids + ids``, and ``after`` is left as it was.
-    """
-    before = after or Prefix(ids=[], kv=())
-    if not ids:
-        return before
-    cache_kwarg, keep_kwarg = forward_kwargs(model)
-    # the first update of each layer concatenates onto an empty tensor: a copy, not a view
-    cache = DynamicCache(ddp_cache_data=before.kv or None, config=model.config)
-    kwargs = {
-        cache_kwarg: cache,
-        "use_cache": True,
-        **({"logits_to_keep": 1} if keep_kwarg else {}),
-    }
-    device = model.get_input_embeddings().weight.device
-    model(input_ids=torch.tensor([ids], device=device), **kwargs)
-    if any(getattr(cache, "is_sliding", ())):
-        raise ValueError("models with sliding-window attention are not supported here")
-    return Prefix(ids=before.ids + list(ids), kv=tuple((k, v) for k, v, *_ in cache))
-
-
 @torch.inference_mode()
 def score_groups(
     model,
@@ -192,13 +158,6 @@ def longest_sequence(prefix: Prefix | int, groups: list[Group]) -> int:
     """The most ids any scored sequence (prefix + context + one answer) holds."""
     before = prefix if isinstance(prefix, int) else len(prefix.ids)
     return before + max((len(g.context) + max(map(len, g.answers)) for g in groups), default=0)
-
-
-def check_fits(model, length: int) -> None:
-    """Fail before any work if a sequence is longer than the model's positions."""
-    limit = getattr(model.config.get_text_config(), "max_position_embeddings", None)
-    if limit and length > limit:
-        raise TooLong(f"a scored sequence is {length} tokens long; this model reads {limit}")
 
 
 def _row_length(group: Group) -> int:
@@ -245,7 +204,7 @@ def _score_batch(model, prefix: Prefix, batch: list[Group]) -> list[list[float]]
         kwargs["logits_to_keep"] = keep.to(device)
     logits = model(
         input_ids=ids.to(device),
-        attention_mask=_attention_mask(model, allowed[:, None]).to(device),  # [B, 1, T, P + T]
+        attention_mask=attention_mask(model, allowed[:, None]).to(device),  # [B, 1, T, P + T]
         position_ids=positions.to(device),
         **kwargs,
     ).logits
@@ -262,14 +221,3 @@ def _score_batch(model, prefix: Prefix, batch: list[Group]) -> list[list[float]]
     for (row, k), value in zip(owner, token, strict=True):
         sums[row][k] += value
     return sums
-
-
-def _attention_mask(model, allowed: torch.Tensor) -> torch.Tensor:
-    """SDPA takes the boolean mask (True: may attend); eager attention adds a float mask."""
-    implementation = getattr(model.config, "_attn_implementation", "eager")
-    if implementation == "sdpa":
-        return allowed
-    if implementation == "eager":
-        dtype = model.get_input_embeddings().weight.dtype
-        return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
-    raise ValueError(f"scoring needs sdpa or eager attention, not {implementation}")
