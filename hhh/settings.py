@@ -122,6 +122,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "labeling.tasks.generate_*": {"queue": "generate"},
     "labeling.tasks.train_*": {"queue": "train"},
+    "labeling.tasks.evaluate_*": {"queue": "train"},  # long, and loads a model
 }
 # One model per process and long tasks: take one message at a time.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -151,11 +152,15 @@ LAB_RETRAIN_MIN_COMPARISONS = env_int("LAB_RETRAIN_MIN_COMPARISONS", 20, minimum
 LAB_TRAIN_MAX_LENGTH = env_int("LAB_TRAIN_MAX_LENGTH", 512, minimum=16)
 LAB_TRAIN_EPOCHS = env_int("LAB_TRAIN_EPOCHS", 1, minimum=1)
 LAB_TRAIN_BATCH_SIZE = env_int("LAB_TRAIN_BATCH_SIZE", 4, minimum=1)
-# A running candidate whose streamed text has not moved for this long belongs to a dead
-# worker: it is claimed again (workers load the model before claiming, so gaps are short).
 # Torch threads per worker process; 0 keeps torch's default (one per core).
 LAB_TORCH_THREADS = env_int("LAB_TORCH_THREADS", 0, minimum=0)
+# A running candidate whose streamed text has not moved for this long belongs to a dead
+# worker: it is claimed again (workers load the model before claiming, so gaps are short).
 LAB_GENERATION_STALE_SECONDS = env_int("LAB_GENERATION_STALE_SECONDS", 120, minimum=10)
+# The BIG-bench HHH evaluation (a task file or the hhh_alignment folder). It lives outside
+# the repository, so it is named here; empty: the panel refuses to queue an evaluation.
+LAB_HHH_TASKS = env_str("LAB_HHH_TASKS", "")
+LAB_EVAL_BATCH_SIZE = env_int("LAB_EVAL_BATCH_SIZE", 4, minimum=1)
 
 LOGGING = {
     "version": 1,

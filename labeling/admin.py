@@ -1,13 +1,14 @@
 """The researcher's panel: every model, staff only (Django admin's own rule)."""
 
 from django.contrib import admin, messages
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from labeling.models import (
     Campaign,
     CandidateResponse,
     Comparison,
     Conversation,
+    EvaluationRun,
     ModelVersion,
     TrainingRun,
     Turn,
@@ -16,10 +17,31 @@ from labeling.models import (
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "spec", "is_active", "created_at"]
+    list_display = ["name", "kind", "spec", "prompt", "hhh_accuracy", "is_active", "created_at"]
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "spec"]
-    actions = ["train_preference_model"]
+    actions = ["train_preference_model", "evaluate_hhh"]
+
+    @admin.display(description="HHH accuracy")
+    def hhh_accuracy(self, version):
+        """The latest HHH result: mutual information for assistants, reward for PMs."""
+        hhh = version.metrics.get("hhh") or {}
+        value = hhh.get("mutual_information", hhh.get("reward"))
+        return "" if value is None else f"{value:.3f}"
+
+    @admin.action(description="Evaluate on the HHH evaluation (BIG-bench)")
+    def evaluate_hhh(self, request, queryset):
+        from labeling.services.evaluation import EvaluationUnavailable, evaluation_request
+
+        for version in queryset:
+            try:
+                run = evaluation_request(model_version=version, requested_by=request.user)
+            except EvaluationUnavailable as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return
+            self.message_user(
+                request, f"Queued evaluation run {run.pk} of {version.name}.", messages.SUCCESS
+            )
 
     @admin.action(description="Train a preference model from this base on all comparisons")
     def train_preference_model(self, request, queryset):
@@ -125,3 +147,36 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def eval_accuracy(self, run):
         value = run.metrics.get("eval_accuracy")
         return "" if value is None else f"{value:.3f}"
+
+
+@admin.register(EvaluationRun)
+class EvaluationRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "pk",
+        "model_version",
+        "benchmark",
+        "status",
+        "progress_bar",
+        "accuracy",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["benchmark", "status", "model_version"]
+    readonly_fields = ["progress_bar", "results", "error", "started_at", "finished_at"]
+
+    progress_bar = TrainingRunAdmin.progress_bar
+
+    @admin.display(description="Accuracy (overall)")
+    def accuracy(self, run):
+        scoring = run.metrics.get("scoring") or {}
+        return ", ".join(f"{name} {s['overall']:.3f}" for name, s in scoring.items())
+
+    @admin.display(description="Results by category")
+    def results(self, run):
+        scoring = run.metrics.get("scoring") or {}
+        rows = [
+            (name, category, f"{value:.3f}")
+            for name, s in scoring.items()
+            for category, value in s["by_category"].items()
+        ]
+        return format_html_join("", "<div>{}: {} {}</div>", rows) if rows else "—"

@@ -278,3 +278,39 @@ class TrainingRun(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} run {self.pk}"
+
+
+class EvaluationRun(models.Model):
+    """One evaluation of one model version; its results stay with that version."""
+
+    class Benchmark(models.TextChoices):
+        HHH = "hhh", "HHH evaluation (BIG-bench)"
+
+    Status = TrainingRun.Status
+
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="evaluations"
+    )
+    benchmark = models.CharField(max_length=20, choices=Benchmark.choices, default=Benchmark.HHH)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    config = models.JSONField(default=dict, blank=True, help_text="Task path, limit, batch size.")
+    progress = models.FloatField(default=0.0, help_text="0 to 1.")
+    metrics = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(progress__gte=0, progress__lte=1), name="evaluation_progress_0_1"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.get_benchmark_display()} of {self.model_version} (run {self.pk})"

@@ -12,6 +12,7 @@ from labeling.models import (
     CandidateResponse,
     Comparison,
     Conversation,
+    EvaluationRun,
     ModelVersion,
     TrainingRun,
     Turn,
@@ -141,6 +142,10 @@ def candidate_groups(turn_id: int) -> dict[tuple[str, str], list[int]]:
 
 def training_run(run_id: int) -> TrainingRun:
     return TrainingRun.objects.get(pk=run_id)
+
+
+def evaluation_run(run_id: int) -> EvaluationRun:
+    return EvaluationRun.objects.select_related("model_version").get(pk=run_id)
 
 
 def comparisons_since_last_training() -> int:

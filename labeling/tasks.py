@@ -14,10 +14,12 @@ from django.conf import settings
 from django.db import OperationalError
 
 from labeling import selectors
+from labeling.services import evaluation as eval_services
 from labeling.services import generation as gen_services
 from labeling.services import training as train_services
 from models_backend.assistants import get_assistant
 from models_backend.generation import SEED_BITS, SamplingConfig
+from models_backend.loading import load_causal_lm
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 0.4  # how often streamed text is written to the database
@@ -164,3 +166,49 @@ def _train(run_id: int) -> None:
     train_services.training_run_succeed(
         run_id=run_id, metrics=result, model_dir=str(out), activate=activate
     )
+
+
+@shared_task(soft_time_limit=4 * 3600, time_limit=4 * 3600 + 300)
+def evaluate_model_version(run_id: int) -> None:
+    """Run the HHH evaluation of a model version and store its results."""
+    if not eval_services.evaluation_claim(run_id=run_id):
+        return  # already taken (a redelivered message)
+    try:
+        _evaluate(run_id)
+    except Exception as exc:  # the run must end as failed with the reason, never hang
+        log.exception("evaluation run %s failed", run_id)
+        eval_services.evaluation_fail(run_id=run_id, error=f"{type(exc).__name__}: {exc}")
+
+
+def _evaluate(run_id: int) -> None:
+    from training.evaluate import evaluate_hhh, limit_examples, load_tasks
+
+    run = selectors.evaluation_run(run_id)
+    version, config = run.model_version, run.config
+    tasks = limit_examples(load_tasks(config["tasks"]), config.get("limit"))
+    last_write = 0.0
+
+    def progress(fraction: float, info: dict) -> None:
+        nonlocal last_write
+        if time.monotonic() - last_write >= 2.0 or fraction >= 1.0:
+            last_write = time.monotonic()
+            eval_services.evaluation_progress(run_id=run_id, progress=fraction)
+
+    if version.kind == version.Kind.PREFERENCE:
+        from models_backend.reward import load_preference_model
+        from training.hhh_pm import evaluate_hhh_pm
+
+        pm, tokenizer = load_preference_model(version.spec)
+        result = evaluate_hhh_pm(pm, tokenizer, tasks, progress=progress)
+    else:
+        prefix = None
+        if version.prompt == "hhh":
+            from models_backend.prompt import load_hhh_prompt
+
+            prefix = load_hhh_prompt().transcript()
+        lm = load_causal_lm(version.spec)  # not the process cache: freed when done
+        result = evaluate_hhh(
+            lm, tasks, prefix=prefix, batch_size=config["batch_size"], progress=progress
+        )
+    result.pop("details")
+    eval_services.evaluation_succeed(run_id=run_id, metrics=result)
