@@ -58,7 +58,16 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
-    list_display = ["name", "mode", "model_a", "model_b", "max_turns", "is_active"]
+    list_display = [
+        "name",
+        "mode",
+        "model_a",
+        "model_b",
+        "best_of",
+        "pair_policy",
+        "max_turns",
+        "is_active",
+    ]
     list_filter = ["mode", "is_active"]
     prepopulated_fields = {"slug": ["name"]}
 
@@ -103,6 +112,7 @@ class CandidateResponseAdmin(admin.ModelAdmin):
         "token_count",
         "generation_seconds",
         "finish_reason",
+        "reward",
     ]
     list_filter = ["status", "model_version", "finish_reason"]
     search_fields = ["text"]

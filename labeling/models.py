@@ -75,6 +75,19 @@ class Campaign(models.Model):
     max_turns = models.PositiveSmallIntegerField(
         default=4, help_text="A conversation ends after this many turns at the latest."
     )
+    best_of = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="Samples per slot scored by the active preference model; 1: no best-of-n.",
+    )
+    pair_policy = models.CharField(
+        max_length=20,
+        default="best_each",
+        choices=[
+            ("best_each", "Each slot shows the best of its model's samples"),
+            ("top_two", "The two best of all samples"),
+        ],
+        help_text="With best-of-n: which two responses the worker compares.",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -87,6 +100,9 @@ class Campaign(models.Model):
             models.CheckConstraint(condition=Q(top_p__gt=0, top_p__lte=1), name="top_p_in_range"),
             models.CheckConstraint(condition=Q(max_new_tokens__gte=1), name="max_new_tokens_pos"),
             models.CheckConstraint(condition=Q(max_turns__gte=1), name="max_turns_positive"),
+            models.CheckConstraint(
+                condition=Q(best_of__gte=1, best_of__lte=16), name="best_of_1_16"
+            ),
         ]
 
     def __str__(self):
@@ -182,6 +198,12 @@ class CandidateResponse(models.Model):
     finish_reason = models.CharField(max_length=20, blank=True)
     generation_seconds = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True)
+    reward = models.FloatField(
+        null=True, blank=True, help_text="Best-of-n: the preference model's score of the text."
+    )
+    alternatives = models.JSONField(
+        default=list, blank=True, help_text="Best-of-n: the samples not shown, with rewards."
+    )
     claimed_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

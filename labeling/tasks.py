@@ -18,6 +18,7 @@ from labeling.services import evaluation as eval_services
 from labeling.services import generation as gen_services
 from labeling.services import training as train_services
 from models_backend.assistants import get_assistant
+from models_backend.best_of_n import Scored, choose, get_scorer
 from models_backend.generation import SEED_BITS, SamplingConfig
 from models_backend.loading import load_causal_lm
 
@@ -48,18 +49,29 @@ def generate_candidates(turn_id: int) -> None:
     if not claimed:
         return
     messages = selectors.dialogue_before(claimed[0].turn)
-    for (spec, prompt), assistant in assistants.items():
-        rows = [
-            c for c in claimed if (c.model_version.spec, c.model_version.prompt) == (spec, prompt)
-        ]
+    campaign = claimed[0].turn.conversation.campaign
+    reward_model = selectors.active_preference_model() if campaign.best_of > 1 else None
+    if reward_model is not None:
+        _generate_best_of(assistants, messages, claimed, campaign, reward_model.spec)
+        return
+    for key, assistant in assistants.items():
+        rows = [c for c in claimed if _assistant_key(c) == key]
         if rows:
             _generate_rows(assistant, messages, rows)
 
 
+def _assistant_key(candidate) -> tuple[str, str]:
+    return candidate.model_version.spec, candidate.model_version.prompt
+
+
+def _sampling(candidate) -> SamplingConfig:
+    stored = {k: v for k, v in candidate.sampling.items() if k in SAMPLING_KEYS}
+    return SamplingConfig(**stored, seed=secrets.randbits(SEED_BITS))
+
+
 def _generate_rows(assistant, messages, rows) -> None:
     ids = [c.pk for c in rows]
-    stored = {k: v for k, v in rows[0].sampling.items() if k in SAMPLING_KEYS}
-    sampling = SamplingConfig(**stored, seed=secrets.randbits(SEED_BITS))
+    sampling = _sampling(rows[0])
     last_write = 0.0
 
     def on_progress(texts: list[str]) -> None:
@@ -88,6 +100,58 @@ def _generate_rows(assistant, messages, rows) -> None:
         raise
     except Exception as exc:  # a model or write error must reach the page, not a spinner
         log.exception("generation failed for candidates %s", ids)
+        gen_services.candidates_fail(candidate_ids=ids, error=f"{type(exc).__name__}: {exc}")
+
+
+def _generate_best_of(assistants, messages, rows, campaign, reward_spec: str) -> None:
+    """n samples per slot (one shared prefill per assistant), scored by the active PM; the
+    campaign's pair policy picks what each slot shows (``models_backend.best_of_n``)."""
+    ids, n = [c.pk for c in rows], campaign.best_of
+    by_slot = {c.slot: c for c in rows}
+    status = f"Sampling {n} responses and choosing the best…"
+    try:
+        scorer = get_scorer(reward_spec)
+        samples: dict[int, list[Scored]] = {}
+        for key, assistant in assistants.items():
+            mine = [c for c in rows if _assistant_key(c) == key]
+            if not mine:
+                continue
+            for c in mine:  # a heartbeat, so the rows are not taken for lost while sampling
+                gen_services.candidate_progress(candidate_id=c.pk, text=status)
+            out = assistant.generate(messages, k=n * len(mine), sampling=_sampling(mine[0]))
+            for i, c in enumerate(mine):
+                batch = out[i * n : (i + 1) * n]
+                rewards = scorer(messages, [b.text for b in batch])
+                samples[c.slot] = [
+                    Scored(b, c.slot, r) for b, r in zip(batch, rewards, strict=True)
+                ]
+        shown = choose(campaign.pair_policy, samples)
+        kept = {id(s) for s in shown.values()}
+        for slot, scored in shown.items():
+            result = scored.candidate
+            alternatives = [
+                {"text": s.candidate.text, "reward": s.reward, "seed": s.candidate.seed}
+                for s in samples[slot]
+                if id(s) not in kept
+            ]
+            gen_services.candidate_complete(
+                candidate_id=by_slot[slot].pk,
+                text=result.text,
+                token_count=result.token_count,
+                finish_reason=result.finish_reason,
+                seconds=result.seconds,
+                seed=result.seed,
+                best_of={
+                    "reward": scored.reward,
+                    "alternatives": alternatives,
+                    "model_version_id": by_slot[scored.source].model_version_id,
+                },
+            )
+    except SoftTimeLimitExceeded:
+        gen_services.candidates_fail(candidate_ids=ids, error="Generation took too long.")
+        raise
+    except Exception as exc:  # a model or write error must reach the page, not a spinner
+        log.exception("best-of-%d generation failed for candidates %s", n, ids)
         gen_services.candidates_fail(candidate_ids=ids, error=f"{type(exc).__name__}: {exc}")
 
 

@@ -82,9 +82,21 @@ def candidate_complete(
     finish_reason: str,
     seconds: float,
     seed: int,
+    best_of: dict | None = None,
 ) -> None:
+    """Store a finished candidate. ``best_of`` (best-of-n) holds ``reward``, ``alternatives``
+    (the samples not shown, with rewards, NUL-free) and ``model_version_id`` (the model that
+    wrote the text: under the top-two policy it may be the other slot's)."""
     now = timezone.now()
+    extra = {}
+    if best_of is not None:
+        extra = {
+            "reward": best_of["reward"],
+            "alternatives": [{**a, "text": model_text(a["text"])} for a in best_of["alternatives"]],
+            "model_version_id": best_of["model_version_id"],
+        }
     CandidateResponse.objects.filter(pk=candidate_id, status=Status.RUNNING).update(
+        **extra,
         status=Status.DONE,
         text=model_text(text),
         token_count=token_count,

@@ -1,0 +1,98 @@
+"""Best-of-n: n samples per slot scored by the active preference model, a pair by policy."""
+
+import pytest
+
+from labeling import tasks
+from labeling.models import CandidateResponse, ModelVersion
+from labeling.services import conversations as svc
+from models_backend.assistants import Assistant
+from models_backend.best_of_n import Scored, choose
+from models_backend.dialogue import HUMAN, Message
+from models_backend.generation import Candidate
+from models_backend.reward import (
+    load_preference_model,
+    preference_model_from_spec,
+    save_preference_model,
+    score_responses,
+)
+
+
+def scored(slot, reward):
+    return Scored(Candidate(f"s{slot} r{reward}", 1, "eos", 0.1, 0), slot, reward)
+
+
+def test_best_each_shows_the_best_sample_of_each_slot():
+    samples = {0: [scored(0, 1.0), scored(0, 3.0)], 1: [scored(1, 2.0), scored(1, -1.0)]}
+    shown = choose("best_each", samples)
+    assert (shown[0].reward, shown[1].reward) == (3.0, 2.0)
+
+
+def test_top_two_shows_the_two_best_of_all_samples_whoever_wrote_them():
+    samples = {0: [scored(0, 5.0), scored(0, 4.0)], 1: [scored(1, 2.0), scored(1, 1.0)]}
+    shown = choose("top_two", samples)
+    assert [(s.source, s.reward) for s in shown.values()] == [(0, 5.0), (0, 4.0)]
+
+
+def test_an_unknown_policy_or_an_empty_slot_is_refused():
+    with pytest.raises(ValueError, match="unknown pair policy"):
+        choose("random", {0: [scored(0, 1.0)]})
+    with pytest.raises(ValueError, match="at least one sample"):
+        choose("best_each", {0: [scored(0, 1.0)], 1: []})
+
+
+@pytest.fixture
+def active_pm(db, tmp_path):
+    pm, tokenizer = preference_model_from_spec("tiny-random", device="cpu")
+    save_preference_model(pm, tokenizer, tmp_path / "pm", config={})
+    return ModelVersion.objects.create(
+        name="pm-1", kind=ModelVersion.Kind.PREFERENCE, spec=str(tmp_path / "pm"), is_active=True
+    )
+
+
+def start_turn(campaign, owner, *, best_of, policy="best_each"):
+    campaign.best_of, campaign.pair_policy = best_of, policy
+    campaign.save()
+    conversation = svc.conversation_start(campaign=campaign, worker=owner)
+    return svc.turn_create(conversation=conversation, worker=owner, text="Hi there")
+
+
+@pytest.mark.django_db
+def test_each_slot_shows_the_highest_reward_of_its_samples(campaign, owner, active_pm, monkeypatch):
+    calls = []
+    real = Assistant.generate
+
+    def counting(self, messages, **kwargs):
+        calls.append(kwargs["k"])
+        return real(self, messages, **kwargs)
+
+    monkeypatch.setattr(Assistant, "generate", counting)
+    turn = start_turn(campaign, owner, best_of=3)
+    tasks.generate_candidates(turn.pk)
+    assert calls == [6]  # both slots' samples from one call: one shared prefill
+    pm, tokenizer = load_preference_model(active_pm.spec)
+    for candidate in turn.candidates.all():
+        assert candidate.status == CandidateResponse.Status.DONE
+        assert len(candidate.alternatives) == 2
+        assert candidate.reward >= max(a["reward"] for a in candidate.alternatives)
+        [rescored] = score_responses(pm, tokenizer, [Message(HUMAN, "Hi there")], [candidate.text])
+        assert rescored == pytest.approx(candidate.reward, abs=1e-5)
+
+
+@pytest.mark.django_db
+def test_top_two_shows_the_two_highest_rewards_of_all_samples(campaign, owner, active_pm):
+    turn = start_turn(campaign, owner, best_of=2, policy="top_two")
+    tasks.generate_candidates(turn.pk)
+    candidates = list(turn.candidates.all())
+    shown = sorted(c.reward for c in candidates)
+    hidden = [a["reward"] for c in candidates for a in c.alternatives]
+    assert len(shown) + len(hidden) == 4
+    assert min(shown) >= max(hidden)
+
+
+@pytest.mark.django_db
+def test_without_an_active_preference_model_best_of_n_falls_back_to_plain_sampling(campaign, owner):
+    turn = start_turn(campaign, owner, best_of=4)
+    tasks.generate_candidates(turn.pk)
+    for candidate in turn.candidates.all():
+        assert candidate.status == CandidateResponse.Status.DONE
+        assert candidate.reward is None and candidate.alternatives == []
