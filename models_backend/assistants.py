@@ -19,6 +19,7 @@ from models_backend.generation import (
     SamplingConfig,
     build_prompt_ids,
     cache_prefix,
+    generate_batch,
     generate_from_prompt_ids,
 )
 from models_backend.loading import LoadedLM, get_causal_lm
@@ -52,6 +53,24 @@ class Assistant:
             self.lm,
             self.prompt_ids(messages),
             k=k,
+            sampling=sampling,
+            on_progress=on_progress,
+            prefix=self.prefix,
+        )
+
+    def generate_many(
+        self,
+        dialogues: list[list[Message]],
+        *,
+        ks: list[int],
+        sampling: SamplingConfig,
+        on_progress: Callable[[list[list[str]]], None] | None = None,
+    ) -> list[list[Candidate]]:
+        """Several conversations' candidates in one batch (concurrent turns)."""
+        return generate_batch(
+            self.lm,
+            [self.prompt_ids(messages) for messages in dialogues],
+            ks=ks,
             sampling=sampling,
             on_progress=on_progress,
             prefix=self.prefix,

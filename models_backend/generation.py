@@ -223,7 +223,6 @@ class _Row:
     finish_reason: str | None = None
 
 
-@torch.inference_mode()
 def generate_from_prompt_ids(
     lm: LoadedLM,
     prompt_ids: list[int],
@@ -235,60 +234,93 @@ def generate_from_prompt_ids(
 ) -> list[Candidate]:
     """``generate_candidates`` for a prompt that is already token ids. With ``prefix``,
     the prompt must start with its ids, and only the rest is run through the model."""
+    progress = None if on_progress is None else lambda texts: on_progress(texts[0])
+    return generate_batch(
+        lm, [prompt_ids], ks=[k], sampling=sampling, on_progress=progress, prefix=prefix
+    )[0]
+
+
+@torch.inference_mode()
+def generate_batch(
+    lm: LoadedLM,
+    prompts: list[list[int]],
+    *,
+    ks: list[int],
+    sampling: SamplingConfig,
+    on_progress: Callable[[list[list[str]]], None] | None = None,
+    prefix: CachedPrefix | None = None,
+) -> list[list[Candidate]]:
+    """``ks[i]`` candidates for each of several prompts (concurrent turns), in one batch.
+
+    The prompts (what follows ``prefix``) are left-padded to one length and prefilled
+    together, one row each; row i's cache is then copied to ``ks[i]`` rows and all rows
+    are decoded together. Padding is masked and position ids skip it, so a row computes
+    what it would alone (to float rounding). One prompt needs no padding and passes no
+    mask: the plain path. ``on_progress`` gets the texts so far, per prompt.
+    """
     started = time.perf_counter()
-    if not _is_int(k) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
-    if not prompt_ids:
+    if not prompts or len(ks) != len(prompts):
+        raise ValueError("give one k per prompt, and at least one prompt")
+    if not all(_is_int(k) and k >= 1 for k in ks):
+        raise ValueError(f"k must be an integer >= 1, got {ks!r}")
+    if not all(prompts):
         raise ValueError("the prompt is empty")
     model, tokenizer, device = lm.model, lm.tokenizer, lm.device
-    max_new_tokens = _room_left(model, len(prompt_ids), sampling.max_new_tokens)
+    max_new_tokens = _room_left(model, max(map(len, prompts)), sampling.max_new_tokens)
     seed = sampling.seed if sampling.seed is not None else secrets.randbits(SEED_BITS)
     eos_ids = frozenset() if sampling.ignore_eos else _eos_ids(lm)
     generator = None if sampling.greedy else torch.Generator(device=device).manual_seed(seed)
     cache_kwarg, _ = forward_kwargs(model)
 
-    logits, cache = prefill(lm, prompt_ids, prefix=prefix)  # (1, vocab), batch-1 cache
-    cache.batch_repeat_interleave(k)
-    logits = logits.expand(k, -1)
+    logits, cache, mask, positions = _prefill_batch(lm, prompts, prefix)  # [P, V] …
+    owner = [i for i, k in enumerate(ks) for _ in range(k)]  # prompt of each row
+    total = len(owner)
+    index = torch.tensor(owner, device=device)
+    if total != len(prompts):
+        cache.batch_select_indices(index)  # row i's cache copied to ks[i] rows
+    logits = logits[index]
+    if mask is not None:
+        mask, positions = mask[index], positions[index]
     log.debug(
-        "prefill: %d prompt tokens in %.3fs, k=%d, seed=%d, %s",
-        len(prompt_ids),
-        time.perf_counter() - started,
-        k,
-        seed,
-        sampling,
+        "prefill: %d prompts in %.3fs, ks=%s, seed=%d", len(prompts), _since(started), ks, seed
     )
 
-    rows = [_Row() for _ in range(k)]
-    active = list(range(k))  # the rows still in the batch, in batch (and cache) order
+    rows = [_Row() for _ in range(total)]
+    active = list(range(total))  # the rows still in the batch, in batch (and cache) order
     for step in range(1, max_new_tokens + 1):
-        chosen = _next_tokens(logits, sampling, generator, active, k)
-        tokens = chosen.tolist()
-        for row_index, token in zip(active, tokens, strict=True):
+        chosen = _next_tokens(logits, sampling, generator, active, total)
+        for row_index, token in zip(active, chosen.tolist(), strict=True):
             rows[row_index].ids.append(token)
         _update_rows(rows, active, tokenizer, eos_ids, sampling.stop, last=step == max_new_tokens)
         if on_progress is not None:
-            on_progress([row.text for row in rows])
+            on_progress(_per_prompt([row.text for row in rows], owner, len(prompts)))
         keep = [i for i, row_index in enumerate(active) if rows[row_index].finish_reason is None]
         if not keep:
             break
         if len(keep) < len(active):
-            cache.batch_select_indices(torch.tensor(keep, device=device))
+            kept = torch.tensor(keep, device=device)
+            cache.batch_select_indices(kept)
             chosen = chosen[keep]
             active = [active[i] for i in keep]
+            if mask is not None:
+                mask, positions = mask[kept], positions[kept]
         step_inputs = {cache_kwarg: cache, "use_cache": True}
+        if mask is not None:  # padded prompts: the mask grows by one, positions move on
+            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+            positions = positions + 1
+            step_inputs |= {"attention_mask": mask, "position_ids": positions}
         logits = model(input_ids=chosen.unsqueeze(1), **step_inputs).logits[:, -1, :]
 
-    seconds = time.perf_counter() - started
-    total = sum(len(row.ids) for row in rows)
+    seconds = _since(started)
+    generated = sum(len(row.ids) for row in rows)
     log.debug(
         "generated %d tokens in %.3fs (%.1f tokens/s), finish reasons %s",
-        total,
+        generated,
         seconds,
-        total / seconds if seconds > 0 else float("inf"),
+        generated / seconds if seconds > 0 else float("inf"),
         [row.finish_reason for row in rows],
     )
-    return [
+    candidates = [
         Candidate(
             text=row.text,
             token_count=len(row.ids),
@@ -298,6 +330,50 @@ def generate_from_prompt_ids(
         )
         for row in rows
     ]
+    return _per_prompt(candidates, owner, len(prompts))
+
+
+def _since(started: float) -> float:
+    return time.perf_counter() - started
+
+
+def _per_prompt(items: list, owner: list[int], prompts: int) -> list[list]:
+    grouped: list[list] = [[] for _ in range(prompts)]
+    for item, prompt in zip(items, owner, strict=True):
+        grouped[prompt].append(item)
+    return grouped
+
+
+def _prefill_batch(lm: LoadedLM, prompts: list[list[int]], prefix: CachedPrefix | None):
+    """Logits of each prompt's last token [P, V], a cache with one row per prompt, and, for
+    prompts of different lengths, the attention mask [P, past] and last position ids [P, 1]
+    the decoding steps continue from (None for one prompt, or equal lengths)."""
+    if len(prompts) == 1:
+        logits, cache = prefill(lm, prompts[0], prefix=prefix)
+        return logits, cache, None, None
+    model, device = lm.model, lm.device
+    past = 0 if prefix is None else len(prefix.ids)
+    for ids in prompts:
+        if prefix is not None and (len(ids) <= past or tuple(ids[:past]) != prefix.ids):
+            raise ValueError("the prompt does not extend the cached prefix")
+    news = [ids[past:] for ids in prompts]
+    width = max(map(len, news))
+    pad = lm.tokenizer.pad_token_id or 0
+    ids = torch.tensor([[pad] * (width - len(n)) + n for n in news], device=device)  # [P, W]
+    new_mask = torch.tensor([[0] * (width - len(n)) + [1] * len(n) for n in news], device=device)
+    mask = torch.cat([new_mask.new_ones((len(news), past)), new_mask], dim=1)  # [P, past + W]
+    positions = (past + new_mask.cumsum(-1) - 1).clamp(min=past)  # [P, W]; pads: unused
+    cache_kwarg, keep_kwarg = forward_kwargs(model)
+    if prefix is None:
+        cache = DynamicCache(config=model.config)
+    else:
+        cache = copy.deepcopy(prefix.cache)
+        cache.batch_repeat_interleave(len(news))
+    inputs = {cache_kwarg: cache, "use_cache": True, "attention_mask": mask}
+    if keep_kwarg:
+        inputs["logits_to_keep"] = 1
+    out = model(input_ids=ids, position_ids=positions, **inputs)
+    return out.logits[:, -1, :], cache, mask, positions[:, -1:]
 
 
 def _next_tokens(
