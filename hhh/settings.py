@@ -157,6 +157,19 @@ LAB_TORCH_THREADS = env_int("LAB_TORCH_THREADS", 0, minimum=0)
 # A running candidate whose streamed text has not moved for this long belongs to a dead
 # worker: it is claimed again (workers load the model before claiming, so gaps are short).
 LAB_GENERATION_STALE_SECONDS = env_int("LAB_GENERATION_STALE_SECONDS", 120, minimum=10)
+# Most turns one generation batch serves: a worker picking up a turn also claims other
+# turns waiting for the same model (concurrent crowdworkers) and decodes them together.
+LAB_GENERATION_BATCH_TURNS = env_int("LAB_GENERATION_BATCH_TURNS", 8, minimum=1)
+# Generate on an OpenAI-compatible server (vLLM, or `python -m models_backend.serve`)
+# instead of in the worker: its API root, e.g. http://gpu-host:8000/v1. The server must
+# serve each assistant under its model version's spec (vLLM: --served-model-name). Empty:
+# the worker runs the model itself.
+LAB_GENERATION_URL = env_str("LAB_GENERATION_URL", "")
+if LAB_GENERATION_URL and not LAB_GENERATION_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(
+        f"LAB_GENERATION_URL must be an http(s) URL, got {LAB_GENERATION_URL!r}"
+    )
+LAB_GENERATION_API_KEY = env_str("LAB_GENERATION_API_KEY", "")  # sent as a Bearer token
 # The BIG-bench HHH evaluation (a task file or the hhh_alignment folder). It lives outside
 # the repository, so it is named here; empty: the panel refuses to queue an evaluation.
 LAB_HHH_TASKS = env_str("LAB_HHH_TASKS", "")

@@ -42,22 +42,37 @@ def generate_candidates(turn_id: int) -> None:
         return
     # Load before claiming: the first load of the default model converts it (tens of
     # seconds), and a claimed row must show a heartbeat soon or it is taken for lost.
-    assistants = {key: get_assistant(*key) for key in groups}
+    assistants = {key: _assistant(*key) for key in groups}
     claimed = gen_services.candidates_claim(
         turn_id=turn_id, stale_after_s=settings.LAB_GENERATION_STALE_SECONDS
     )
     if not claimed:
         return
-    messages = selectors.dialogue_before(claimed[0].turn)
     campaign = claimed[0].turn.conversation.campaign
     reward_model = selectors.active_preference_model() if campaign.best_of > 1 else None
     if reward_model is not None:
+        messages = selectors.dialogue_before(claimed[0].turn)
         _generate_best_of(assistants, messages, claimed, campaign, reward_model.spec)
         return
     for key, assistant in assistants.items():
         rows = [c for c in claimed if _assistant_key(c) == key]
         if rows:
-            _generate_rows(assistant, messages, rows)
+            _generate_rows(assistant, rows + _concurrent_rows(assistant, rows[0], turn_id))
+
+
+def _assistant(spec: str, prompt: str):
+    """The in-process assistant (loaded once per process), or a client of the generation
+    server when ``LAB_GENERATION_URL`` is set."""
+    if not settings.LAB_GENERATION_URL:
+        return get_assistant(spec, prompt)
+    from models_backend.remote import RemoteAssistant, RemoteConfig
+
+    config = RemoteConfig(
+        base_url=settings.LAB_GENERATION_URL,
+        model=spec,
+        api_key=settings.LAB_GENERATION_API_KEY or None,
+    )
+    return RemoteAssistant(config, prompt)
 
 
 def _assistant_key(candidate) -> tuple[str, str]:
@@ -69,24 +84,40 @@ def _sampling(candidate) -> SamplingConfig:
     return SamplingConfig(**stored, seed=secrets.randbits(SEED_BITS))
 
 
-def _generate_rows(assistant, messages, rows) -> None:
+def _generate_rows(assistant, rows) -> None:
+    """Generate ``rows`` (one or several turns' candidates from one assistant) in one batch."""
     ids = [c.pk for c in rows]
     sampling = _sampling(rows[0])
+    turns = sorted({c.turn_id for c in rows})
+    per_turn = [[c for c in rows if c.turn_id == t] for t in turns]
+    dialogues = [selectors.dialogue_before(group[0].turn) for group in per_turn]
+    order = [c.pk for group in per_turn for c in group]  # row order of the flattened results
     last_write = 0.0
 
-    def on_progress(texts: list[str]) -> None:
+    def on_progress(texts: list[list[str]]) -> None:
         nonlocal last_write
         if time.monotonic() - last_write < PROGRESS_EVERY_S:
             return
         last_write = time.monotonic()
-        for pk, text in zip(ids, texts, strict=True):
+        for pk, text in zip(order, [t for group in texts for t in group], strict=True):
             gen_services.candidate_progress(candidate_id=pk, text=text)
 
     try:
-        results = assistant.generate(
-            messages, k=len(rows), sampling=sampling, on_progress=on_progress
-        )
-        for pk, result in zip(ids, results, strict=True):
+        if len(per_turn) == 1:
+            results = [
+                assistant.generate(
+                    dialogues[0],
+                    k=len(rows),
+                    sampling=sampling,
+                    on_progress=lambda texts: on_progress([texts]),
+                )
+            ]
+        else:
+            ks = [len(group) for group in per_turn]
+            results = assistant.generate_many(
+                dialogues, ks=ks, sampling=sampling, on_progress=on_progress
+            )
+        for pk, result in zip(order, [r for group in results for r in group], strict=True):
             gen_services.candidate_complete(
                 candidate_id=pk,
                 text=result.text,
@@ -101,6 +132,21 @@ def _generate_rows(assistant, messages, rows) -> None:
     except Exception as exc:  # a model or write error must reach the page, not a spinner
         log.exception("generation failed for candidates %s", ids)
         gen_services.candidates_fail(candidate_ids=ids, error=f"{type(exc).__name__}: {exc}")
+
+
+def _concurrent_rows(assistant, first, turn_id: int) -> list:
+    """Other turns' candidates waiting for the same model and campaign, claimed to ride in
+    this batch (in-process assistants only; a remote server batches on its own)."""
+    if settings.LAB_GENERATION_BATCH_TURNS < 2 or not hasattr(assistant, "generate_many"):
+        return []
+    return gen_services.candidates_claim_batch(
+        campaign_id=first.turn.conversation.campaign_id,
+        model_version_id=first.model_version_id,
+        sampling=first.sampling,
+        exclude_turn_id=turn_id,
+        max_turns=settings.LAB_GENERATION_BATCH_TURNS - 1,
+        stale_after_s=settings.LAB_GENERATION_STALE_SECONDS,
+    )
 
 
 def _generate_best_of(assistants, messages, rows, campaign, reward_spec: str) -> None:

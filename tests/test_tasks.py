@@ -81,3 +81,86 @@ def test_nul_characters_in_model_output_are_dropped_before_storing(turn):
 def test_scheduled_retraining_waits_for_enough_new_comparisons(db, settings):
     settings.LAB_RETRAIN_MIN_COMPARISONS = 2
     assert tasks.schedule_preference_training() is None
+
+
+def test_concurrent_turns_for_the_same_model_are_generated_in_one_batch(
+    turn, campaign, other_worker, monkeypatch
+):
+    from labeling.models import Campaign
+
+    other_turn = svc.turn_create(
+        conversation=svc.conversation_start(campaign=campaign, worker=other_worker),
+        worker=other_worker,
+        text="Hello from someone else",
+    )
+    elsewhere = Campaign.objects.create(
+        name="Other",
+        slug="other",
+        instructions="x",
+        model_a=campaign.model_a,
+        model_b=campaign.model_b,
+        max_new_tokens=5,
+    )
+    unrelated = svc.turn_create(
+        conversation=svc.conversation_start(campaign=elsewhere, worker=other_worker),
+        worker=other_worker,
+        text="Not in this batch",
+    )
+    calls = []
+    real = Assistant.generate_many
+
+    def counting(self, dialogues, **kwargs):
+        calls.append(kwargs["ks"])
+        return real(self, dialogues, **kwargs)
+
+    monkeypatch.setattr(Assistant, "generate_many", counting)
+    tasks.generate_candidates(turn.pk)
+    assert calls == [[2, 2]]
+    assert statuses(turn) == statuses(other_turn) == {CandidateResponse.Status.DONE}
+    assert statuses(unrelated) == {CandidateResponse.Status.PENDING}
+    tasks.generate_candidates(other_turn.pk)  # its own message comes later: nothing left
+    assert calls == [[2, 2]]
+
+
+def test_batching_concurrent_turns_can_be_switched_off(turn, campaign, other_worker, settings):
+    settings.LAB_GENERATION_BATCH_TURNS = 1
+    other_turn = svc.turn_create(
+        conversation=svc.conversation_start(campaign=campaign, worker=other_worker),
+        worker=other_worker,
+        text="Hello",
+    )
+    tasks.generate_candidates(turn.pk)
+    assert statuses(other_turn) == {CandidateResponse.Status.PENDING}
+
+
+def test_with_a_generation_server_configured_the_task_streams_from_it(turn, settings, monkeypatch):
+    import threading
+
+    from models_backend.loading import load_causal_lm
+    from models_backend.serve import make_server
+
+    server = make_server(load_causal_lm("tiny-random", device="cpu"), "", "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    host, port = server.server_address[:2]
+    settings.LAB_GENERATION_URL = f"http://{host}:{port}/v1"
+
+    def no_local_model(*args):
+        raise AssertionError("the worker must not load a model itself")
+
+    monkeypatch.setattr(tasks, "get_assistant", no_local_model)
+    try:
+        tasks.generate_candidates(turn.pk)
+    finally:
+        server.shutdown()
+        server.server_close()
+    for candidate in turn.candidates.all():
+        assert candidate.status == CandidateResponse.Status.DONE, candidate.error
+        assert candidate.token_count >= 1 and candidate.seed is not None
+
+
+def test_an_unreachable_generation_server_marks_the_candidates_failed(turn, settings):
+    settings.LAB_GENERATION_URL = "http://127.0.0.1:9/v1"  # the discard port: nothing listens
+    tasks.generate_candidates(turn.pk)
+    for candidate in turn.candidates.all():
+        assert candidate.status == CandidateResponse.Status.FAILED
+        assert "RemoteGenerationError" in candidate.error

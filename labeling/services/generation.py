@@ -44,20 +44,59 @@ def candidates_claim(*, turn_id: int, stale_after_s: float) -> list[CandidateRes
     A conditional update: a second worker holding the same message (a redelivery, a
     requeue) finds the rows no longer claimable and gets nothing.
     """
-    now = timezone.now()
     claimable = _claimable(stale_after_s)
-    ids = list(
-        CandidateResponse.objects.filter(claimable, turn_id=turn_id).values_list("pk", flat=True)
+    ids = CandidateResponse.objects.filter(claimable, turn_id=turn_id).values_list("pk", flat=True)
+    return _claim(list(ids), claimable)
+
+
+def candidates_claim_batch(
+    *,
+    campaign_id: int,
+    model_version_id: int,
+    sampling: dict,
+    exclude_turn_id: int,
+    max_turns: int,
+    stale_after_s: float,
+) -> list[CandidateResponse]:
+    """Claim other turns' waiting candidates from the same campaign, model and sampling, oldest
+    turns first, at most ``max_turns`` turns: a worker batches concurrent turns into one forward
+    pass. Their own queued messages later find nothing left to claim."""
+    if max_turns < 1:
+        return []
+    claimable = _claimable(stale_after_s)
+    waiting = (
+        CandidateResponse.objects.filter(
+            claimable,
+            turn__conversation__campaign_id=campaign_id,
+            model_version_id=model_version_id,
+            sampling=sampling,
+        )
+        .exclude(turn_id=exclude_turn_id)
+        .order_by("turn__created_at", "slot")
+        .values_list("pk", "turn_id")
     )
+    turns: list[int] = []
+    ids = []
+    for pk, turn_id in waiting[: max_turns * 2]:  # two slots per turn at most
+        if turn_id not in turns:
+            if len(turns) == max_turns:
+                break
+            turns.append(turn_id)
+        ids.append(pk)
+    return _claim(ids, claimable)
+
+
+def _claim(ids: list[int], claimable: Q) -> list[CandidateResponse]:
     if not ids:
         return []
+    now = timezone.now()
     CandidateResponse.objects.filter(claimable, pk__in=ids).update(
         status=Status.RUNNING, claimed_at=now, heartbeat_at=now, text="", error=""
     )
     return list(
         CandidateResponse.objects.filter(pk__in=ids, status=Status.RUNNING, claimed_at=now)
-        .select_related("model_version")
-        .order_by("slot")
+        .select_related("model_version", "turn")
+        .order_by("turn_id", "slot")
     )
 
 
