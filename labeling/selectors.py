@@ -121,6 +121,39 @@ def preference_pairs(*, include_weakest: bool = False, campaign_slug: str | None
         yield comparison.pk, Pair(context, comparison.chosen.text, comparison.rejected.text)
 
 
+def lab_export_rows(*, include_weakest: bool = False, campaign_slug: str | None = None):
+    """One dict per usable comparison, for ``export_preferences --format lab``: the context as
+    chat messages, both replies, the strength and where it came from (read by
+    ``training.loaders`` as format "lab")."""
+    comparisons = preference_comparisons(
+        include_weakest=include_weakest, campaign_slug=campaign_slug
+    ).select_related(
+        "turn__conversation__campaign", "chosen__model_version", "rejected__model_version"
+    )
+    for comparison in comparisons.iterator(chunk_size=500):
+        context = dialogue_before(comparison.turn)
+        campaign = comparison.turn.conversation.campaign
+        yield {
+            "id": comparison.pk,
+            "campaign": campaign.slug if campaign else None,
+            "context": [
+                {"role": "user" if m.role == HUMAN else "assistant", "content": m.text}
+                for m in context
+            ],
+            "chosen": comparison.chosen.text,
+            "rejected": comparison.rejected.text,
+            "strength": comparison.strength,
+            "chosen_model": _model_name(comparison.chosen),
+            "rejected_model": _model_name(comparison.rejected),
+            "source": comparison.source,
+            "created_at": comparison.created_at.isoformat(),
+        }
+
+
+def _model_name(candidate: CandidateResponse) -> str | None:
+    return candidate.model_version.name if candidate.model_version else None
+
+
 def active_preference_model() -> ModelVersion | None:
     return ModelVersion.objects.filter(kind=ModelVersion.Kind.PREFERENCE, is_active=True).first()
 

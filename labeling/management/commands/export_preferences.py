@@ -10,11 +10,14 @@ from models_backend.dialogue import format_pair
 
 
 class Command(BaseCommand):
-    help = "Write collected comparisons as preference pairs (hh-rlhf JSONL)."
+    help = (
+        "Write collected comparisons as preference pairs: hh-rlhf JSONL, or the lab's own JSONL "
+        "(context as chat messages, strength, campaign, models)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("-o", "--output", required=True, help="File to write ('-' for stdout).")
-        parser.add_argument("--format", default="hh-rlhf", choices=["hh-rlhf"])
+        parser.add_argument("--format", default="hh-rlhf", choices=["hh-rlhf", "lab"])
         parser.add_argument(
             "--include-weakest",
             action="store_true",
@@ -23,12 +26,12 @@ class Command(BaseCommand):
         parser.add_argument("--campaign", help="Only this campaign (slug).")
 
     def handle(self, *args, output, include_weakest, campaign, **options):
-        rows = (
-            json.dumps(format_pair(pair), ensure_ascii=False)
-            for _, pair in selectors.preference_pairs(
-                include_weakest=include_weakest, campaign_slug=campaign
-            )
-        )
+        chosen = {"include_weakest": include_weakest, "campaign_slug": campaign}
+        if options["format"] == "lab":
+            records = selectors.lab_export_rows(**chosen)
+        else:
+            records = (format_pair(pair) for _, pair in selectors.preference_pairs(**chosen))
+        rows = (json.dumps(record, ensure_ascii=False) for record in records)
         if output == "-":
             count = sum(1 for row in rows if self.stdout.write(row) or True)
         else:

@@ -1,0 +1,90 @@
+"""One data API for every preference objective: a context and its responses, best first.
+
+Every loader (``training.loaders``) yields ``Ranking`` objects: a pair is a ranking of
+two, a K-way ranking has K responses, a multiple-choice item is "correct > each wrong".
+Objectives consume them through ``weighted_pairs`` (DESIGN §3):
+
+- ranked PM: every pair (i better than j, i < j) of a ranking, each weighted 1 / C(K, 2),
+  so a ranking counts as much as one pair whatever its K;
+- binary discrimination: the same PM head and loss on "context + right label" >
+  "context + wrong label" (the loaders for labelled data build exactly such rankings);
+- imitation learning: LM loss on the best response only.
+
+``binarize`` is the PMP transform: A > B becomes GOOD:A > BAD:A and BAD:B > GOOD:B.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from models_backend.dialogue import Message
+
+GOOD = "GOOD:"  # PMP binarization labels, prepended to a response
+BAD = "BAD:"
+
+
+@dataclass(frozen=True)
+class Ranking:
+    context: tuple[Message, ...]  # the dialogue before the responses; ends with a human turn
+    responses: tuple[str, ...]  # best first; at least two
+    source: str = ""  # where it came from ("path:line"), for error messages and reports
+    # Responses i >= ``tied_from`` are tied with each other (all worse than the ones
+    # before): a multiple-choice item's wrong answers. None: a strict order.
+    tied_from: int | None = None
+
+    def __post_init__(self):
+        if len(self.responses) < 2:
+            raise ValueError(f"{self.source}: a ranking needs at least two responses")
+
+
+@dataclass(frozen=True)
+class WeightedPair:
+    context: tuple[Message, ...]
+    better: str
+    worse: str
+    weight: float  # 1 / (number of pairs its ranking gave), so each ranking weighs 1
+
+
+def ranking_pairs(ranking: Ranking) -> list[tuple[int, int]]:
+    """(better, worse) index pairs of a ranking: all ordered pairs, none within a tie."""
+    k = len(ranking.responses)
+    tied = ranking.tied_from if ranking.tied_from is not None else k
+    return [(i, j) for i in range(k) for j in range(i + 1, k) if i < tied]
+
+
+def good_vs_bad_pairs(ranking: Ranking) -> list[tuple[int, int]]:
+    """Binary discrimination sees only "good" (the best) and "bad" (every other response)."""
+    return [(0, j) for j in range(1, len(ranking.responses))]
+
+
+def weighted_pairs(rankings: list[Ranking], *, binary: bool = False) -> list[WeightedPair]:
+    """Every ranking's pairs, each weighted 1 / (its ranking's number of pairs).
+
+    ``binary``: the best response against each other one (binary discrimination), rather
+    than every ordered pair (ranked preference modelling).
+    """
+    pairs = []
+    for ranking in rankings:
+        indices = good_vs_bad_pairs(ranking) if binary else ranking_pairs(ranking)
+        weight = 1.0 / len(indices)
+        pairs += [
+            WeightedPair(ranking.context, ranking.responses[i], ranking.responses[j], weight)
+            for i, j in indices
+        ]
+    return pairs
+
+
+def pairs_per_ranking(k: int) -> int:
+    """C(K, 2): the pairs a strict ranking of K responses gives."""
+    return math.comb(k, 2)
+
+
+def binarize(pair: WeightedPair) -> list[WeightedPair]:
+    """PMP's binarized data: A > B becomes GOOD:A > BAD:A and BAD:B > GOOD:B, two
+    independent pairs, each with the pair's weight."""
+    a, b = pair.better, pair.worse
+    return [
+        WeightedPair(pair.context, f"{GOOD} {a}", f"{BAD} {a}", pair.weight),
+        WeightedPair(pair.context, f"{BAD} {b}", f"{GOOD} {b}", pair.weight),
+    ]

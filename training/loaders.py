@@ -1,0 +1,173 @@
+"""Comparison data loaders: every format becomes ``Ranking`` objects, every bad line is named.
+
+Formats (``FORMATS``):
+
+- ``hh-rlhf``: ``{"chosen": str, "rejected": str}`` transcripts (``training.data``);
+- ``preference``: ``{"prompt", "chosen", "rejected"}``, each a string or a list of chat
+  messages ``{"role": "user" | "assistant", "content": str}``; without ``prompt`` the
+  messages that ``chosen`` and ``rejected`` share are the prompt (the "implicit prompt"
+  form); a response given as messages is its final assistant message;
+- ``rankings``: ``{"context": str | messages, "responses": [str, …]}``, best first, K ≥ 2;
+- ``bigbench``: a BIG-bench JSON task file or folder (``examples[*].input`` and
+  ``target_scores``): the first correct choice ranked above every wrong one (tied);
+  ``hhh_alignment`` is refused, it is evaluation data;
+- ``lab``: the lab's own export (``manage.py export_preferences --format lab``).
+
+A string context is one human message. Lines are validated as they are read; any bad
+line raises ``DataError`` naming ``path:line`` (or the task file and example), so a data
+set never shrinks silently.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from models_backend.dialogue import ASSISTANT, HUMAN, Message
+from training.comparisons import Ranking
+from training.data import DataError, read_hh_rlhf
+
+FORMATS = ("hh-rlhf", "preference", "rankings", "bigbench", "lab")
+EVALUATION_ONLY = "hhh_alignment"  # BIG-bench folder never used for training
+_ROLES = {"user": HUMAN, "human": HUMAN, "assistant": ASSISTANT}
+
+
+def load_rankings(path, fmt: str, *, limit: int | None = None) -> list[Ranking]:
+    """The rankings in ``path`` (at most ``limit``), read as format ``fmt``."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+    if fmt == "hh-rlhf":
+        pairs = read_hh_rlhf(path, limit=limit)
+        return [Ranking(p.context, (p.chosen, p.rejected), f"{path}") for p in pairs]
+    if fmt == "bigbench":
+        return _bigbench(path, limit)
+    parse = {"preference": _preference, "rankings": _rankings, "lab": _lab}[fmt]
+    return [parse(row, where) for row, where in _jsonl(path, limit)]
+
+
+def _jsonl(path, limit):
+    count = 0
+    try:
+        with open(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                if limit is not None and count >= limit:
+                    return
+                if not raw.strip():
+                    continue
+                where = f"{path}:{number}"
+                try:
+                    row = json.loads(raw.decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    raise DataError(f"{where}: not UTF-8 ({exc.reason})") from exc
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{where}: bad JSON ({exc.msg} at column {exc.colno})") from exc
+                if not isinstance(row, dict):
+                    raise DataError(f"{where}: expected a JSON object")
+                count += 1
+                yield row, where
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+
+
+def _text(value, where: str, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise DataError(f"{where}: {field!r} must be a non-empty string")
+    if "\x00" in value:
+        raise DataError(f"{where}: {field!r} contains a NUL character")
+    return value
+
+
+def _messages(value, where: str, field: str) -> list[Message]:
+    if isinstance(value, str):
+        return [Message(HUMAN, _text(value, where, field))]
+    if not isinstance(value, list) or not value:
+        raise DataError(f"{where}: {field!r} must be a string or a non-empty list of messages")
+    messages = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or item.get("role") not in _ROLES:
+            raise DataError(
+                f"{where}: {field}[{i}] must be {{'role': 'user' | 'assistant', 'content': …}}"
+            )
+        messages.append(Message(_ROLES[item["role"]], _text(item.get("content"), where, field)))
+    return messages
+
+
+def _context(messages: list[Message], where: str) -> tuple[Message, ...]:
+    for i, message in enumerate(messages):
+        if message.role != (HUMAN if i % 2 == 0 else ASSISTANT):
+            raise DataError(f"{where}: the context must alternate user and assistant, user first")
+    if messages[-1].role != HUMAN:
+        raise DataError(f"{where}: the context must end with a user message")
+    return tuple(messages)
+
+
+def _reply(value, where: str, field: str) -> str:
+    if isinstance(value, str):
+        return _text(value, where, field)
+    messages = _messages(value, where, field)
+    if messages[-1].role != ASSISTANT:
+        raise DataError(f"{where}: {field!r} must end with an assistant message")
+    return messages[-1].text
+
+
+def _preference(row: dict, where: str) -> Ranking:
+    for field in ("chosen", "rejected"):
+        if field not in row:
+            raise DataError(f"{where}: missing field {field!r}")
+    if "prompt" in row:
+        context = _messages(row["prompt"], where, "prompt")
+        return Ranking(
+            _context(context, where),
+            (_reply(row["chosen"], where, "chosen"), _reply(row["rejected"], where, "rejected")),
+            where,
+        )
+    chosen, rejected = (_messages(row[f], where, f) for f in ("chosen", "rejected"))
+    if chosen[:-1] != rejected[:-1]:
+        raise DataError(
+            f"{where}: without 'prompt', chosen and rejected must differ only at the end"
+        )
+    for field, messages in (("chosen", chosen), ("rejected", rejected)):
+        if messages[-1].role != ASSISTANT or len(messages) < 2:
+            raise DataError(f"{where}: {field!r} must end with an assistant reply to a prompt")
+    return Ranking(_context(chosen[:-1], where), (chosen[-1].text, rejected[-1].text), where)
+
+
+def _rankings(row: dict, where: str) -> Ranking:
+    if "context" not in row:
+        raise DataError(f"{where}: missing field 'context'")
+    responses = row.get("responses")
+    if not isinstance(responses, list) or len(responses) < 2:
+        raise DataError(f"{where}: 'responses' must list at least two responses, best first")
+    texts = tuple(_text(r, where, f"responses[{i}]") for i, r in enumerate(responses))
+    return Ranking(_context(_messages(row["context"], where, "context"), where), texts, where)
+
+
+def _lab(row: dict, where: str) -> Ranking:
+    for field in ("context", "chosen", "rejected"):
+        if field not in row:
+            raise DataError(f"{where}: missing field {field!r}")
+    context = _messages(row["context"], where, "context")
+    replies = (_text(row["chosen"], where, "chosen"), _text(row["rejected"], where, "rejected"))
+    return Ranking(_context(context, where), replies, where)
+
+
+def _bigbench(path, limit: int | None) -> list[Ranking]:
+    from training.hhh_eval import load_tasks
+
+    root = Path(path)
+    if EVALUATION_ONLY in root.resolve().parts:
+        raise DataError(f"{path}: {EVALUATION_ONLY} is evaluation data; never train on it")
+    rankings: list[Ranking] = []
+    for task in load_tasks(root):
+        for index, example in enumerate(task.examples):
+            if limit is not None and len(rankings) >= limit:
+                return rankings
+            where = f"{task.path}: examples[{index}]"
+            best = example.correct[0]
+            wrong = [c for i, c in enumerate(example.choices) if i not in example.correct]
+            if not wrong:
+                raise DataError(f"{where}: every choice has the top score; nothing to rank")
+            context = (Message(HUMAN, _text(example.input, where, "input")),)
+            responses = (example.choices[best], *wrong)
+            rankings.append(Ranking(context, responses, where, tied_from=1))
+    return rankings
