@@ -26,9 +26,7 @@ import dataclasses
 import json
 import logging
 import math
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +39,7 @@ from torch.utils.data import DataLoader
 
 from models_backend import specs
 from models_backend.loading import load_causal_lm, pick_device
-from training import distill_data
+from training import checkpoints, distill_data
 from training.data import DataError
 from training.distill_loss import distill_kl, teacher_targets
 from training.prefix import Prefix, TooLong, attention_mask, check_fits, prefill
@@ -51,8 +49,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, dict], None]
 CONFIG_FILE = "distill.json"
 TEXTS_FILE = "texts.jsonl"  # sampled texts are kept here, so a resumed run reads the same X
-CHECKPOINTS = "checkpoints"
-TRAINER_STATE = "trainer.pt"
+MARKER = "config.json"  # a finished distilled model is a model directory
 
 
 @dataclass
@@ -359,79 +356,39 @@ def _param_groups(model, weight_decay: float) -> list[dict]:
 
 def _prepare_out(out: Path, config: DistillConfig, resume: bool) -> dict | None:
     """Check ``out`` before any work; with ``resume``, the newest checkpoint's state."""
-    if (out / "config.json").exists():
-        raise FileExistsError(f"{out} already holds a finished model (choose a new --out)")
-    if not resume:
-        if out.exists() and any(out.iterdir()):
-            raise FileExistsError(f"{out} already exists (choose a new --out, or --resume)")
-        return None
-    saved = out / CONFIG_FILE
-    if not saved.exists():
-        raise FileNotFoundError(f"{out}: nothing to resume (no {CONFIG_FILE})")
-    before = json.loads(saved.read_text())["config"]
-    changed = [k for k, v in dataclasses.asdict(config).items() if before.get(k) != v]
-    if changed:
-        raise ValueError(f"--resume needs the same settings; these differ: {', '.join(changed)}")
-    checkpoints = sorted((out / CHECKPOINTS).glob("step-*"), key=lambda p: int(p.name[5:]))
-    if not checkpoints:
-        log.info("%s: no checkpoint yet; starting from step 0", out)
-        return None
-    newest = checkpoints[-1]
-    state = torch.load(newest / TRAINER_STATE, weights_only=True)
-    log.info("resuming from %s (step %d)", newest, state["step"])
-    return {**state, "checkpoint": str(newest)}
+    return checkpoints.prepare(
+        out, dataclasses.asdict(config), run_file=CONFIG_FILE, marker=MARKER, resume=resume
+    )
 
 
 def _save_checkpoint(accelerator, student, optimizer, scheduler, run, out, config, step) -> None:
-    """``out/checkpoints/step-N``: the student (a loadable model directory) and the trainer
-    state. Written to a temporary sibling and renamed; older checkpoints are then removed."""
+    """The student (a loadable model directory, tokenizer included) and the trainer state."""
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         return
-    folder = out / CHECKPOINTS
-    folder.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".step-", dir=folder))
-    try:
-        accelerator.unwrap_model(student).save_pretrained(staging)
-        run.tokenizer.save_pretrained(staging)
-        state = {
-            "step": step,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-        }
-        torch.save(state, staging / TRAINER_STATE)
-        staging.rename(folder / f"step-{step}")
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    for old in folder.glob("step-*"):
-        if old.name != f"step-{step}":
-            shutil.rmtree(old, ignore_errors=True)
-    log.info("checkpoint saved at step %d", step)
+    model = accelerator.unwrap_model(student)
+
+    def save(folder: Path) -> None:
+        model.save_pretrained(folder)
+        run.tokenizer.save_pretrained(folder)
+
+    state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+    checkpoints.save_checkpoint(out, step, save, state)
 
 
 def _write_config(out: Path, config: DistillConfig, result: dict | None) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    body = json.dumps({"config": dataclasses.asdict(config), "result": result}, indent=2)
-    staging = out / f".{CONFIG_FILE}.tmp"
-    staging.write_text(body + "\n")
-    staging.replace(out / CONFIG_FILE)
+    checkpoints.write_run_file(out, CONFIG_FILE, dataclasses.asdict(config), result)
 
 
 def _save_final(student, tokenizer, out: Path, config: DistillConfig, result: dict) -> None:
-    """The distilled model into ``out`` itself. Its ``config.json`` is moved in last: until
-    then ``out`` is not a loadable model directory, so a crash leaves nothing half-usable."""
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".final-", dir=out))
-    try:
-        student.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        files = sorted(staging.iterdir(), key=lambda p: p.name == "config.json")
-        for file in files:
-            file.replace(out / file.name)
-        _write_config(out, config, result)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    """The distilled model into ``out`` itself, ``config.json`` last."""
+
+    def save(folder: Path) -> None:
+        student.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    checkpoints.finish(out, save, marker=MARKER)
+    _write_config(out, config, result)
 
 
 # -- command line --------------------------------------------------------------------------
