@@ -46,6 +46,11 @@ class WeightedPair:
     weight: float  # 1 / (number of pairs its ranking gave), so each ranking weighs 1
 
 
+def from_pairs(pairs) -> list[Ranking]:
+    """hh-rlhf ``Pair`` objects (context, chosen, rejected) as rankings of two."""
+    return [Ranking(tuple(p.context), (p.chosen, p.rejected)) for p in pairs]
+
+
 def ranking_pairs(ranking: Ranking) -> list[tuple[int, int]]:
     """(better, worse) index pairs of a ranking: all ordered pairs, none within a tie."""
     k = len(ranking.responses)

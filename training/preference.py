@@ -1,14 +1,21 @@
-"""Ranked preference model training: a scalar reward per response, the better one pushed higher.
+"""Preference model training: ranked PM, binary discrimination or imitation learning, and PMP.
 
-Loss per pair ``log(1 + exp(r_bad - r_good))`` (softplus), mean over the batch; AdamW with
-the learning rate decayed linearly to zero. ``accelerate`` places the model and data, so
-the same code runs on the CPU (fp32), one GPU (bf16 mixed precision) or many
-(``accelerate launch -m training.preference …``).
+Objectives and PMP: ``training.objectives``. Every context runs once with all of its
+responses packed into one row (``training.packing``, exact); batches group units of
+similar length. AdamW with the learning rate decayed linearly to zero, gradient
+accumulation, checkpoints with the full config and ``--resume``; ``accelerate`` places
+the model and data, so the same code runs on the CPU (fp32), one GPU (bf16 mixed
+precision) or many (``accelerate launch -m training.preference …``).
 
     python -m training.preference --train train.jsonl --eval test.jsonl \\
-        --model smollm2-135m-instruct --out var/runs/pm-1
+        --model smollm2-135m-instruct --out var/runs/pm-1 [--objective ranked|binary|imitation]
+    python -m training.preference --format bigbench --train DIR … --pmp        # pre-training
+    python -m training.preference --init-from var/runs/pmp … --train small.jsonl  # fine-tune
 
-The last stdout line is one JSON object with the results; progress and logs go to stderr.
+Evaluation reports pairwise accuracy, the score gap, calibration (ECE; a reliability
+diagram PNG in ``--out``) and, beside every accuracy, the length baseline ("the longer
+response wins"). The last stdout line is one JSON object with the results; progress and
+logs go to stderr.
 """
 
 from __future__ import annotations
@@ -18,61 +25,76 @@ import dataclasses
 import json
 import logging
 import math
-import shutil
+import random
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
 from models_backend import specs
-from models_backend.dialogue import Pair
 from models_backend.loading import pick_device
 from models_backend.reward import (
+    CONFIG_FILE,
     PreferenceModel,
+    is_preference_model_dir,
     pad_id,
     preference_model_from_spec,
     save_preference_model,
 )
-from training.data import DataError, PairCollator, encode_pairs, read_hh_rlhf
+from training import checkpoints
+from training.comparisons import Ranking, from_pairs
+from training.data import DataError
+from training.loaders import FORMATS, load_rankings
+from training.objectives import OBJECTIVES, Unit, build_units, pack_units, pair_margins, score_batch
+from training.pm_metrics import plot_reliability, summarize_pairs
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[float, dict], None]
+RUN_FILE = "training.json"  # the full config (and the results, once finished) of a run
+RELIABILITY_PNG = "reliability.png"
+_LENGTH_GROUP = 64  # batches per length-sorted group: similar sizes, little padding
 
 
 @dataclass
 class PreferenceConfig:
     model: str = specs.DEFAULT_SPEC  # model spec to start from, or a saved PM directory
+    objective: str = "ranked"  # "ranked", "binary" or "imitation" (training.objectives)
+    pmp: bool = False  # binarized PMP data (GOOD:/BAD:) plus the LM loss on good sequences
     max_length: int = 512  # ids per sequence incl. EOC; longer contexts are cut from the left
-    batch_size: int = 8  # pairs per micro-batch (2× sequences through the model)
-    epochs: int = 1  # passes over the training pairs
+    batch_size: int = 8  # units (contexts with their responses) per micro-batch
+    epochs: int = 1  # passes over the training data
     lr: float = 1e-5  # peak AdamW learning rate (fine-tuning), decayed linearly to 0
     weight_decay: float = 0.0  # decoupled AdamW decay on matrices; none on biases and norms
     grad_accum_steps: int = 1  # micro-batches per optimizer step
     max_grad_norm: float | None = 1.0  # clip the global gradient norm; None: no clipping
-    max_train: int | None = None  # use only the first N training pairs
-    max_eval: int | None = None  # use only the first N evaluation pairs
-    seed: int = 0  # seeds the value head, the new EOC embedding and the shuffling
-    out: str | None = None  # directory to save the PM in (must not exist); None: do not save
+    max_train: int | None = None  # use only the first N training rankings
+    max_eval: int | None = None  # use only the first N evaluation rankings
+    save_every: int = 0  # optimizer steps between checkpoints in ``out``; 0: none
+    seed: int = 0  # seeds the value head, the new EOC embedding and the batch order
+    out: str | None = None  # directory to save the PM in (new or empty); None: do not save
     device: str | None = None  # "cpu" or "cuda"; None: $LAB_DEVICE, else cuda where present
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model.strip():
             raise ValueError("model must be a non-empty spec")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}")
+        if self.pmp and self.objective == "imitation":
+            raise ValueError("PMP trains a preference model: use it with ranked or binary")
         _at_least("max_length", self.max_length, 2)
         for name in ("batch_size", "epochs", "grad_accum_steps"):
             _at_least(name, getattr(self, name), 1)
         for name in ("max_train", "max_eval"):
             if getattr(self, name) is not None:
                 _at_least(name, getattr(self, name), 1)
+        _at_least("save_every", self.save_every, 0)
         _at_least("seed", self.seed, 0)
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
@@ -84,7 +106,9 @@ class PreferenceConfig:
             raise ValueError(f'device must be "cpu", "cuda" or None, got {self.device!r}')
         if self.out is not None:
             self.out = str(self.out)  # a Path is fine too; stored as str so the config is JSON
-            _check_out_free(Path(self.out))
+            out = Path(self.out)
+            if out.exists() and not (out / RUN_FILE).exists() and any(out.iterdir()):
+                raise FileExistsError(f"{out} already exists (choose a new --out directory)")
 
 
 def _at_least(name: str, value, low: int) -> None:
@@ -92,74 +116,92 @@ def _at_least(name: str, value, low: int) -> None:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
-def _check_out_free(out: Path) -> None:
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
-        raise FileExistsError(f"{out} already exists (choose a new --out directory)")
-
-
-def pair_loss(rewards: torch.Tensor) -> torch.Tensor:
-    """rewards [2B] (chosen rows first) -> mean over pairs of log(1 + exp(r_bad - r_good))."""
-    good, bad = rewards.chunk(2)  # [B], [B]
-    return F.softplus(bad - good).mean()
-
-
 def fit(
     config: PreferenceConfig,
-    train_pairs: list[Pair],
-    eval_pairs: list[Pair],
+    train: list,
+    held_out: list,
     *,
     progress: Progress | None = None,
+    resume: bool = False,
 ) -> dict:
-    """Train a PM on ``train_pairs``, evaluate on ``eval_pairs``, save to ``config.out``."""
-    train_pairs = train_pairs[: config.max_train]
-    eval_pairs = eval_pairs[: config.max_eval]
-    if not train_pairs or not eval_pairs:
-        raise ValueError("fit needs at least one training pair and one evaluation pair")
-    if config.out is not None:
-        _check_out_free(Path(config.out))  # fail now, not after hours of training
+    """Train on ``train``, evaluate on ``held_out`` (rankings, or hh-rlhf pairs), save to
+    ``config.out``; with ``resume``, continue the run there from its newest checkpoint."""
+    train_rankings = _rankings(train)[: config.max_train]
+    eval_rankings = _rankings(held_out)[: config.max_eval]
+    if not train_rankings or not eval_rankings:
+        raise ValueError("fit needs at least one training and one evaluation comparison")
+    out = Path(config.out) if config.out is not None else None
+    state = None
+    if out is not None:  # fail now, not after hours of training
+        state = checkpoints.prepare(
+            out, dataclasses.asdict(config), run_file=RUN_FILE, marker=CONFIG_FILE, resume=resume
+        )
     accelerator = _make_accelerator(config)
+    if out is not None and accelerator.is_main_process:
+        checkpoints.write_run_file(out, RUN_FILE, dataclasses.asdict(config), None)
     set_seed(config.seed)
     # fp32 master weights everywhere: on a GPU, mixed precision casts to bf16 inside forward.
+    start_from = state["checkpoint"] if state else config.model
     pm, tokenizer = preference_model_from_spec(
-        config.model, device=accelerator.device, dtype=torch.float32
+        start_from, device=accelerator.device, dtype=torch.float32
     )
-    train_set, train_truncated = encode_pairs(tokenizer, train_pairs, max_length=config.max_length)
-    start = time.perf_counter()
+    units, train_truncated = build_units(
+        tokenizer,
+        train_rankings,
+        objective=config.objective,
+        pmp=config.pmp,
+        max_length=config.max_length,
+    )
+    started = time.perf_counter()
     # `pm` stays the plain module (what we evaluate and save); _train prepares its own wrapper.
-    losses = _train(config, accelerator, pm, train_set, pad_id(tokenizer), progress)
-    train_seconds = time.perf_counter() - start
+    losses = _train(config, accelerator, pm, tokenizer, units, state, out, progress)
+    train_seconds = time.perf_counter() - started
     metrics = evaluate(
         pm,
         tokenizer,
-        eval_pairs,
+        eval_rankings,
+        objective=config.objective,
         max_length=config.max_length,
         batch_size=config.batch_size,
         accelerator=accelerator,
     )
+    pairs = sum(len(u.pairs) for u in units)
     result = {
         "model": config.model,
+        "objective": config.objective,
+        "pmp": config.pmp,
         "device": str(accelerator.device),
-        "train_pairs": len(train_pairs),
+        "train_rankings": len(units),
+        "train_pairs": pairs,
         "eval_pairs": metrics["pairs"],
         "epochs": config.epochs,
         "steps": len(losses),
+        "resumed_from_step": state["step"] if state else 0,
         "train_seconds": round(train_seconds, 3),
-        "pairs_per_second": round(len(train_pairs) * config.epochs / train_seconds, 3),
+        "pairs_per_second": round(pairs * config.epochs / train_seconds, 3),
         "truncated_pairs": train_truncated + metrics["truncated"],
         "train_truncated_pairs": train_truncated,
         "eval_truncated_pairs": metrics["truncated"],
-        "first_loss": losses[0],
-        "last_loss": losses[-1],
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
         "eval_accuracy": metrics["accuracy"],
+        "eval_weighted_accuracy": metrics["weighted_accuracy"],
         "eval_loss": metrics["loss"],
+        "eval_score_gap": metrics["score_gap"],
+        "eval_ece": metrics["ece"],
+        "length_baseline_accuracy": metrics["length_baseline_accuracy"],
         "out": config.out,
     }
-    if config.out is not None:
+    if out is not None:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            _save_atomically(pm, tokenizer, Path(config.out), config=config, result=result)
+            _save_final(pm, tokenizer, out, config, result, metrics["reliability"])
     accelerator.free_memory()
     return result
+
+
+def _rankings(items: list) -> list[Ranking]:
+    return [r for r in items if isinstance(r, Ranking)] or from_pairs(items)
 
 
 def _make_accelerator(config: PreferenceConfig) -> Accelerator:
@@ -172,74 +214,103 @@ def _make_accelerator(config: PreferenceConfig) -> Accelerator:
     )
 
 
-def _train(
-    config: PreferenceConfig,
-    accelerator: Accelerator,
-    pm: PreferenceModel,
-    train_set: list,
-    pad: int,
-    progress: Progress | None,
-) -> list[float]:
-    """The optimisation loop; returns the mean loss of each optimizer step."""
-    loader = DataLoader(
-        train_set,
-        batch_size=config.batch_size,
-        shuffle=True,
-        collate_fn=PairCollator(pad),
-        generator=torch.Generator().manual_seed(config.seed),
-    )
+def length_grouped_batches(units: list[Unit], batch_size: int, seed: int) -> list[list[int]]:
+    """Batches of unit indices: shuffled, then sorted by size within groups of
+    ``_LENGTH_GROUP`` batches (so a batch holds similar lengths), batch order shuffled."""
+    rng = random.Random(seed)
+    order = list(range(len(units)))
+    rng.shuffle(order)
+    span = batch_size * _LENGTH_GROUP
+    batches = []
+    for start in range(0, len(order), span):
+        group = sorted(order[start : start + span], key=lambda i: units[i].size)
+        batches += [group[i : i + batch_size] for i in range(0, len(group), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _train(config, accelerator, pm, tokenizer, units, state, out, progress) -> list[float]:
+    """The optimisation loop; returns the mean loss of each optimizer step it ran."""
     optimizer = torch.optim.AdamW(
-        _param_groups(pm, config.weight_decay),
+        _param_groups(
+            pm, config.weight_decay, lm_loss=config.pmp or config.objective == "imitation"
+        ),
         lr=config.lr,
         fused=accelerator.device.type in ("cpu", "cuda"),  # one kernel: ~2× faster steps on CPU
     )
-    pm, optimizer, loader = accelerator.prepare(pm, optimizer, loader)
-    # Counted after prepare: with several processes each sees a shard of the loader.
-    total_steps = math.ceil(len(loader) / config.grad_accum_steps) * config.epochs
+    model, optimizer = accelerator.prepare(pm, optimizer)
+    per_epoch = math.ceil(len(units) / config.batch_size / accelerator.num_processes)
+    steps_per_epoch = math.ceil(per_epoch / config.grad_accum_steps)
+    total_steps = steps_per_epoch * config.epochs
     # Not prepared: accelerate would step a prepared scheduler once per process.
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / total_steps)
+    step = 0
+    if state:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step = state["step"]
     log.info(
-        "training %d pairs, %d optimizer steps on %s",
-        len(train_set),
+        "training on %d units: %d optimizer steps on %s",
+        len(units),
         total_steps,
         accelerator.device,
     )
-    pm.train()
+    pad = pad_id(tokenizer)
+    model.train()
     losses: list[float] = []
     window: list[torch.Tensor] = []  # micro-batch losses of the current optimizer step
-    for epoch in range(config.epochs):
-        for batch in loader:
-            with accelerator.accumulate(pm):
-                loss = pair_loss(pm(**batch))  # batch: input_ids, attention_mask [2B, T]
-                accelerator.backward(loss)
+    for epoch in range(step // steps_per_epoch, config.epochs):
+        batches = length_grouped_batches(units, config.batch_size, config.seed + epoch)
+        done = (
+            (step - epoch * steps_per_epoch) * config.grad_accum_steps * accelerator.num_processes
+        )
+        loader = DataLoader(units, batch_sampler=batches[done:], collate_fn=list)
+        for chunk in accelerator.prepare_data_loader(loader, device_placement=False):
+            with accelerator.accumulate(model):
+                batch = pack_units(chunk, pad=pad).to(accelerator.device)
+                with accelerator.autocast():
+                    scored = score_batch(
+                        model, batch, chunk, objective=config.objective, pmp=config.pmp
+                    )
+                accelerator.backward(scored.loss)
                 if accelerator.sync_gradients and config.max_grad_norm is not None:
-                    accelerator.clip_grad_norm_(pm.parameters(), config.max_grad_norm)
+                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad()
-            window.append(loss.detach())
-            if accelerator.sync_gradients:
-                scheduler.step()
-                step_loss = accelerator.reduce(torch.stack(window).mean(), "mean").item()
-                losses.append(step_loss)
-                window.clear()
-                if progress is not None and accelerator.is_main_process:
-                    info = {
-                        "loss": step_loss,
-                        "step": len(losses),
-                        "total_steps": total_steps,
-                        "epoch": epoch,
-                    }
-                    progress(len(losses) / total_steps, info)
+            window.append(scored.loss.detach())
+            if not accelerator.sync_gradients:
+                continue
+            scheduler.step()
+            step += 1
+            losses.append(accelerator.reduce(torch.stack(window).mean(), "mean").item())
+            window.clear()
+            if (
+                out is not None
+                and config.save_every
+                and step % config.save_every == 0
+                and step < total_steps
+            ):
+                _save_checkpoint(
+                    accelerator, pm, tokenizer, optimizer, scheduler, out, config, step
+                )
+            if progress is not None and accelerator.is_main_process:
+                info = {
+                    "loss": losses[-1],
+                    "step": step,
+                    "total_steps": total_steps,
+                    "epoch": epoch,
+                }
+                progress(step / total_steps, info)
     pm.eval()
     return losses
 
 
-def _param_groups(pm: PreferenceModel, weight_decay: float) -> list[dict]:
+def _param_groups(pm: PreferenceModel, weight_decay: float, *, lm_loss: bool) -> list[dict]:
     lm = pm.lm
     output = lm.get_output_embeddings()
-    if output is not None and output.weight is not lm.get_input_embeddings().weight:
+    if not lm_loss and output is not None and output.weight is not lm.get_input_embeddings().weight:
         # An untied LM head gets no gradient from the PM loss: freeze it so DDP does not
-        # wait for it and the optimizer keeps no state for it (PMP's LM loss will unfreeze).
+        # wait for it and the optimizer keeps no state for it (an LM loss needs it).
         output.requires_grad_(False)
     params = [p for p in pm.parameters() if p.requires_grad]
     return [
@@ -252,51 +323,67 @@ def _param_groups(pm: PreferenceModel, weight_decay: float) -> list[dict]:
 def evaluate(
     pm: PreferenceModel,
     tokenizer,
-    pairs: list[Pair],
+    held_out: list,
     *,
     max_length: int,
     batch_size: int,
+    objective: str = "ranked",
     accelerator: Accelerator | None = None,
 ) -> dict:
-    """Accuracy (r_chosen > r_rejected, ties count as wrong), mean pair loss, pairs, truncated."""
-    encoded, truncated = encode_pairs(tokenizer, pairs, max_length=max_length)
-    loader = DataLoader(encoded, batch_size=batch_size, collate_fn=PairCollator(pad_id(tokenizer)))
-    if accelerator is not None:
-        loader = accelerator.prepare(loader)
+    """Pairwise accuracy (ties count as wrong), loss, score gap, calibration and the length
+    baseline on every ordered pair of the held-out rankings; ``objective`` "imitation"
+    compares responses by mean per-token log-prob, the others by reward."""
+    scoring = "imitation" if objective == "imitation" else "ranked"
+    units, truncated = build_units(
+        tokenizer, _rankings(held_out), objective="ranked", max_length=max_length
+    )
     device = pm.value_head.weight.device
     was_training = pm.training
     pm.eval()
-    margins = []
-    for batch in loader:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        if accelerator is not None:
-            with accelerator.autocast():
-                good, bad = pm(**batch).chunk(2)  # [B], [B]
-            margins.append(accelerator.gather_for_metrics(good - bad))
-        else:
-            good, bad = pm(**batch).chunk(2)  # [B], [B]
-            margins.append(good - bad)
+    scores: list[torch.Tensor] = []
+    for start in range(0, len(units), batch_size):
+        chunk = units[start : start + batch_size]
+        batch = pack_units(chunk, pad=pad_id(tokenizer)).to(device)
+        context = accelerator.autocast() if accelerator is not None else _nothing()
+        with context:
+            values = (
+                score_batch(pm, batch, chunk, objective=scoring, pmp=False).scores.float().cpu()
+            )
+        at = 0
+        for unit in chunk:
+            scores.append(values[at : at + len(unit.responses)])
+            at += len(unit.responses)
     pm.train(was_training)
-    margin = torch.cat(margins).float()  # [N] r_chosen - r_rejected
-    return {
-        "accuracy": (margin > 0).float().mean().item(),
-        "loss": F.softplus(-margin).mean().item(),
-        "pairs": margin.numel(),
-        "truncated": truncated,
-    }
+    return {**summarize_pairs(pair_margins(units, scores)), "truncated": truncated}
 
 
-def _save_atomically(pm, tokenizer, out: Path, *, config: PreferenceConfig, result: dict) -> None:
-    """Write into a temporary sibling, then rename: a crash leaves no half-written PM."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    staging.chmod(0o755)  # mkdtemp makes it owner-only; the saved model is for others to read
-    try:
-        saved = {"training": dataclasses.asdict(config), "result": result}
-        save_preference_model(pm, tokenizer, staging, config=saved)
-        staging.rename(out)  # onto a missing or empty directory: atomic on POSIX
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _save_checkpoint(accelerator, pm, tokenizer, optimizer, scheduler, out, config, step) -> None:
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return
+    saved = {"training": dataclasses.asdict(config), "result": None}
+    state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+    checkpoints.save_checkpoint(
+        out, step, lambda d: save_preference_model(pm, tokenizer, d, config=saved), state
+    )
+
+
+def _save_final(pm, tokenizer, out: Path, config, result: dict, reliability: list) -> None:
+    """The PM into ``out`` (``preference_config.json`` last), its run file and diagram."""
+    saved = {"training": dataclasses.asdict(config), "result": result}
+    checkpoints.finish(
+        out, lambda d: save_preference_model(pm, tokenizer, d, config=saved), marker=CONFIG_FILE
+    )
+    checkpoints.write_run_file(out, RUN_FILE, dataclasses.asdict(config), result)
+    plot_reliability(reliability, out / RELIABILITY_PNG)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -305,23 +392,30 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    d = PreferenceConfig
     p = _Parser(prog="python -m training.preference", description=__doc__.split("\n")[0])
-    p.add_argument("--train", required=True, help="hh-rlhf JSONL of training comparisons")
-    p.add_argument("--eval", required=True, help="hh-rlhf JSONL of held-out comparisons")
-    p.add_argument(
-        "--model", default=PreferenceConfig.model, help="model spec or saved PM directory"
-    )
-    p.add_argument("--out", help="directory to save the trained PM in (must not exist)")
-    p.add_argument("--max-length", type=int, default=PreferenceConfig.max_length)
-    p.add_argument("--batch-size", type=int, default=PreferenceConfig.batch_size)
-    p.add_argument("--epochs", type=int, default=PreferenceConfig.epochs)
-    p.add_argument("--lr", type=float, default=PreferenceConfig.lr)
-    p.add_argument("--weight-decay", type=float, default=PreferenceConfig.weight_decay)
-    p.add_argument("--grad-accum", type=int, default=PreferenceConfig.grad_accum_steps)
-    p.add_argument("--max-train", type=int, help="use only the first N training pairs")
-    p.add_argument("--max-eval", type=int, help="use only the first N evaluation pairs")
-    p.add_argument("--seed", type=int, default=PreferenceConfig.seed)
+    p.add_argument("--train", required=True, help="training comparisons (file or BIG-bench folder)")
+    p.add_argument("--eval", required=True, help="held-out comparisons, same format")
+    p.add_argument("--format", choices=FORMATS, default="hh-rlhf", help="data format of both")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--model", default=d.model, help="model spec or saved PM directory")
+    start.add_argument("--init-from", help="fine-tune this saved PM (e.g. a PMP checkpoint)")
+    p.add_argument("--objective", choices=OBJECTIVES, default=d.objective)
+    p.add_argument("--pmp", action="store_true", help="binarized PMP data + LM loss")
+    p.add_argument("--out", help="directory to save the trained PM in (new or empty)")
+    p.add_argument("--max-length", type=int, default=d.max_length)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--grad-accum", type=int, default=d.grad_accum_steps)
+    p.add_argument("--max-train", type=int, help="use only the first N training comparisons")
+    p.add_argument("--max-eval", type=int, help="use only the first N evaluation comparisons")
+    p.add_argument("--save-every", type=int, default=d.save_every, help="steps between checkpoints")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda where present")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
     return p
 
 
@@ -332,8 +426,14 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
+        if args.init_from and not is_preference_model_dir(args.init_from):
+            raise ValueError(f"--init-from {args.init_from}: not a saved preference model")
+        if args.threads is not None and args.threads < 1:
+            raise ValueError("--threads must be at least 1")
         config = PreferenceConfig(
-            model=args.model,
+            model=args.init_from or args.model,
+            objective=args.objective,
+            pmp=args.pmp,
             max_length=args.max_length,
             batch_size=args.batch_size,
             epochs=args.epochs,
@@ -342,18 +442,24 @@ def main(argv: list[str] | None = None) -> int:
             grad_accum_steps=args.grad_accum,
             max_train=args.max_train,
             max_eval=args.max_eval,
+            save_every=args.save_every,
             seed=args.seed,
             out=args.out,
             device=args.device,
         )
         specs.resolve(config.model)  # a missing model directory fails before any data is read
-        train_pairs = read_hh_rlhf(args.train, limit=config.max_train)
-        eval_pairs = read_hh_rlhf(args.eval, limit=config.max_eval)
-        if not train_pairs or not eval_pairs:
-            raise DataError(f"{args.train if not train_pairs else args.eval}: no comparisons")
+        train = load_rankings(args.train, args.format, limit=config.max_train)
+        held_out = load_rankings(args.eval, args.format, limit=config.max_eval)
+        if not train or not held_out:
+            raise DataError(f"{args.train if not train else args.eval}: no comparisons")
     except (ValueError, FileNotFoundError, FileExistsError) as exc:  # DataError is a ValueError
         parser.error(str(exc))
-    result = fit(config, train_pairs, eval_pairs, progress=_progress_bar())
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        result = fit(config, train, held_out, progress=_progress_bar(), resume=args.resume)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        parser.error(str(exc))
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 
