@@ -86,7 +86,8 @@ def load_causal_lm(
     target_device = pick_device(str(device) if device is not None else None)
     target_dtype = dtype or default_dtype(target_device)
     if resolved.kind == "tiny-random":
-        model, tokenizer = build_tiny_random()
+        layers, width = specs.tiny_size(spec) or (2, 64)
+        model, tokenizer = build_tiny_random(layers=layers, hidden=width)
     else:
         if resolved.kind == "smollm2":
             source = str(ensure_smollm2_cache(resolved.path))

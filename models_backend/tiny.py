@@ -24,13 +24,18 @@ def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def build_tiny_random(seed: int = 0) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
+def build_tiny_random(
+    seed: int = 0, *, layers: int = 2, hidden: int = 64
+) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
+    """A random Llama of ``layers`` layers and width ``hidden`` (a multiple of 16)."""
+    if hidden % 16:
+        raise ValueError(f"the width must be a multiple of 16, got {hidden}")
     tokenizer = build_tiny_tokenizer()
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=2048,

@@ -1,0 +1,246 @@
+"""Small-scale reproductions of the paper's preference-modelling findings: table + PNG plot.
+
+    python -m training.experiments objectives --ranked DATA --binary DATA \\
+        --models tiny-random@2x64,tiny-random@4x128 --out DIR
+    python -m training.experiments pmp --pmp-data DATA --finetune DATA --sizes 16,64,256 \\
+        --model smollm2-135m-instruct --out DIR
+
+``objectives``: the three objectives (ranked PM, binary discrimination, imitation learning)
+trained on ranked data and on binary data, for each model size; the held-out pairwise
+accuracy of each, beside the length baseline. ``pmp``: fine-tuning accuracy against the
+number of fine-tuning comparisons, starting from the base model and from a PMP checkpoint
+(binarized PMP on ``--pmp-data``). Data is any ``training.loaders`` format (``--*-format``;
+BIG-bench folders by default); each set is split into train and held-out parts with a
+fixed seed, so no held-out item is ever trained on. Everything lands in ``--out``:
+``results.json``, ``results.md`` (the table) and ``results.png`` (the plot); the last
+stdout line is the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import sys
+from pathlib import Path
+
+from training.comparisons import Ranking
+from training.loaders import FORMATS, load_rankings
+from training.objectives import OBJECTIVES
+from training.preference import PreferenceConfig, fit
+
+log = logging.getLogger(__name__)
+
+
+def split(rankings: list[Ranking], held_out: float, seed: int) -> tuple[list, list]:
+    """(train, held-out): a seeded shuffle, the last ``held_out`` fraction held out."""
+    order = list(rankings)
+    random.Random(seed).shuffle(order)
+    cut = len(order) - max(1, round(held_out * len(order)))
+    return order[:cut], order[cut:]
+
+
+def _train_settings(args) -> dict:
+    return {
+        "max_length": args.max_length,
+        "batch_size": args.batch_size,
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "seed": args.seed,
+        "device": args.device,
+    }
+
+
+def objectives(args) -> dict:
+    rows = []
+    for kind, path, fmt in (
+        ("ranked", args.ranked, args.ranked_format),
+        ("binary", args.binary, args.binary_format),
+    ):
+        train, held_out = split(load_rankings(path, fmt), args.held_out, args.seed)
+        train, held_out = train[: args.max_train], held_out[: args.max_eval]
+        for model in args.models:
+            for objective in OBJECTIVES:
+                config = PreferenceConfig(model=model, objective=objective, **_train_settings(args))
+                result = fit(config, train, held_out)
+                rows.append(_row(kind, model, objective, result))
+                log.info(
+                    "%s data, %s, %s: accuracy %.3f",
+                    kind,
+                    model,
+                    objective,
+                    result["eval_accuracy"],
+                )
+    return {"experiment": "objectives", "rows": rows}
+
+
+def _row(data: str, model: str, objective: str, result: dict, **extra) -> dict:
+    return {
+        "data": data,
+        "model": model,
+        "objective": objective,
+        **extra,
+        "train_pairs": result["train_pairs"],
+        "eval_pairs": result["eval_pairs"],
+        "accuracy": round(result["eval_accuracy"], 4),
+        "length_baseline": round(result["length_baseline_accuracy"], 4),
+        "ece": round(result["eval_ece"], 4),
+    }
+
+
+def pmp(args) -> dict:
+    out = Path(args.out)
+    pretrain = load_rankings(args.pmp_data, args.pmp_format, limit=args.max_pmp)
+    train, held_out = split(
+        load_rankings(args.finetune, args.finetune_format), args.held_out, args.seed
+    )
+    held_out = held_out[: args.max_eval]
+    checkpoint = out / "pmp"
+    pmp_config = PreferenceConfig(
+        model=args.model, pmp=True, out=str(checkpoint), **_train_settings(args)
+    )
+    pmp_result = fit(pmp_config, pretrain, held_out)
+    rows = []
+    for size in args.sizes:
+        subset = train[:size]
+        for start, spec in (("base", args.model), ("pmp", str(checkpoint))):
+            config = PreferenceConfig(model=spec, **_train_settings(args))
+            result = fit(config, subset, held_out)
+            rows.append(
+                _row("finetune", args.model, "ranked", result, start=start, size=len(subset))
+            )
+            log.info("%d pairs from %s: accuracy %.3f", len(subset), start, result["eval_accuracy"])
+    return {
+        "experiment": "pmp",
+        "pmp": {"pairs": pmp_result["train_pairs"], "eval_accuracy": pmp_result["eval_accuracy"]},
+        "rows": rows,
+    }
+
+
+def write_results(out: Path, results: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    rows = results["rows"]
+    columns = list(rows[0])
+    table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    table += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows]
+    (out / "results.md").write_text("\n".join(table) + "\n")
+    _plot(out / "results.png", results)
+
+
+def _plot(path: Path, results: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["rows"]
+    if results["experiment"] == "objectives":
+        kinds = sorted({r["data"] for r in rows})
+        fig, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 4), dpi=120, squeeze=False)
+        for ax, kind in zip(axes[0], kinds, strict=True):
+            models = list(dict.fromkeys(r["model"] for r in rows if r["data"] == kind))
+            for objective in OBJECTIVES:
+                ys = [
+                    r["accuracy"]
+                    for m in models
+                    for r in rows
+                    if (r["data"], r["model"], r["objective"]) == (kind, m, objective)
+                ]
+                ax.plot(range(len(models)), ys, marker="o", label=objective)
+            baseline = [r["length_baseline"] for r in rows if r["data"] == kind][0]
+            ax.axhline(baseline, color="0.6", linestyle=":", label="length baseline")
+            ax.set_xticks(range(len(models)), models, rotation=15, fontsize=7)
+            ax.set(title=f"{kind} data", ylabel="held-out pairwise accuracy", ylim=(0, 1))
+            ax.legend(fontsize=8)
+    else:
+        fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
+        for start in ("base", "pmp"):
+            points = [(r["size"], r["accuracy"]) for r in rows if r["start"] == start]
+            ax.plot(*zip(*points, strict=True), marker="o", label=f"from {start}")
+        ax.set_xscale("log")
+        ax.set(xlabel="fine-tuning comparisons", ylabel="held-out pairwise accuracy", ylim=(0, 1))
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line on stderr, exit status 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m training.experiments", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    first = commands.add_parser("objectives", help="ranked vs binary vs imitation, by model size")
+    first.add_argument("--ranked", required=True, help="ranked comparison data")
+    first.add_argument("--ranked-format", choices=FORMATS, default="bigbench")
+    first.add_argument("--binary", required=True, help="binary (right/wrong label) data")
+    first.add_argument("--binary-format", choices=FORMATS, default="bigbench")
+    first.add_argument(
+        "--models", type=_specs, required=True, help="comma-separated specs, small first"
+    )
+    second = commands.add_parser("pmp", help="fine-tuning accuracy vs size, with and without PMP")
+    second.add_argument("--pmp-data", required=True, help="comparisons to pre-train on")
+    second.add_argument("--pmp-format", choices=FORMATS, default="bigbench")
+    second.add_argument("--max-pmp", type=int, help="use only the first N PMP comparisons")
+    second.add_argument("--finetune", required=True, help="comparisons to fine-tune on")
+    second.add_argument("--finetune-format", choices=FORMATS, default="bigbench")
+    second.add_argument("--sizes", type=_sizes, required=True, help="e.g. 16,64,256")
+    second.add_argument("--model", default="smollm2-135m-instruct")
+    for sub in (first, second):
+        sub.add_argument("--out", required=True, help="directory for results.json/.md/.png")
+        sub.add_argument("--held-out", type=float, default=0.2, help="fraction held out")
+        sub.add_argument("--max-train", type=int, help="first N training comparisons")
+        sub.add_argument("--max-eval", type=int, default=500, help="first N held-out ones")
+        sub.add_argument("--max-length", type=int, default=256)
+        sub.add_argument("--batch-size", type=int, default=8)
+        sub.add_argument("--epochs", type=int, default=1)
+        sub.add_argument("--lr", type=float, default=1e-5)
+        sub.add_argument("--seed", type=int, default=0)
+        sub.add_argument("--device", choices=["cpu", "cuda"])
+    return parser
+
+
+def _specs(text: str) -> list[str]:
+    specs = [s.strip() for s in text.split(",") if s.strip()]
+    if not specs:
+        raise argparse.ArgumentTypeError("give at least one model spec")
+    return specs
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = sorted({int(s) for s in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes must be integers: {text!r}") from None
+    if not sizes or sizes[0] < 1:
+        raise argparse.ArgumentTypeError("sizes must be at least 1")
+    return sizes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if not 0 < args.held_out < 1:
+        parser.error("--held-out must be between 0 and 1")
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        parser.error(f"{out} already exists (choose a new --out)")
+    try:
+        results = objectives(args) if args.command == "objectives" else pmp(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:  # DataError is a ValueError
+        parser.error(str(exc))
+    write_results(out, results)
+    sys.stdout.write(json.dumps(results) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
