@@ -74,6 +74,10 @@ def train_trl(args, train: list[Ranking], held_out: list[Ranking]) -> dict:
             logging_steps=10,
             use_cpu=args.device == "cpu",
             dataloader_num_workers=0,
+            # TRL turns both on by default; ours trains in fp32 on the CPU without
+            # checkpointing, so the two run the same arithmetic.
+            gradient_checkpointing=False,
+            bf16=False,
         )
         trainer = RewardTrainer(
             model=model,
@@ -84,8 +88,10 @@ def train_trl(args, train: list[Ranking], held_out: list[Ranking]) -> dict:
         started = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - started
+        kept = len(trainer.train_dataset)  # TRL drops pairs longer than max_length
     return {
         "train_seconds": seconds,
+        "train_pairs": kept,
         "eval_accuracy": trl_accuracy(model, tokenizer, held_out, args),
     }
 
