@@ -23,28 +23,31 @@ class DataError(ValueError):
     """A data file that cannot be used; the message names ``path:line`` and the reason."""
 
 
-def read_hh_rlhf(path, *, limit: int | None = None) -> list[Pair]:
-    """Read hh-rlhf rows (``{"chosen": str, "rejected": str}`` per line); blank lines skipped.
+def jsonl_rows(path, limit: int | None = None):
+    """Yield ``(row, "path:line")`` for each JSON object line of ``path``, blank lines skipped.
 
-    Stops after ``limit`` pairs (lines after that are not read). Any bad line raises
-    ``DataError`` rather than being skipped: a silently shrunken data set skews results.
+    Stops after ``limit`` rows (lines after that are not read). Any bad line raises
+    ``DataError`` naming it rather than being skipped: a silently shrunken data set skews
+    results.
     """
     if limit is not None and limit < 0:
         raise ValueError("limit must be >= 0")
-    pairs: list[Pair] = []
+    count = 0
     try:
         with open(path, "rb") as handle:
             for number, raw in enumerate(handle, start=1):
-                if limit is not None and len(pairs) >= limit:
-                    break
-                if raw.strip():
-                    pairs.append(_parse_line(raw, f"{path}:{number}"))
+                if limit is not None and count >= limit:
+                    return
+                if not raw.strip():
+                    continue
+                where = f"{path}:{number}"
+                yield _json_object(raw, where), where
+                count += 1
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    return pairs
 
 
-def _parse_line(raw: bytes, where: str) -> Pair:
+def _json_object(raw: bytes, where: str) -> dict:
     try:
         row = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -53,6 +56,15 @@ def _parse_line(raw: bytes, where: str) -> Pair:
         raise DataError(f"{where}: bad JSON ({exc.msg} at column {exc.colno})") from exc
     if not isinstance(row, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    return row
+
+
+def read_hh_rlhf(path, *, limit: int | None = None) -> list[Pair]:
+    """Read hh-rlhf rows (``{"chosen": str, "rejected": str}`` per line); blank lines skipped."""
+    return [_pair(row, where) for row, where in jsonl_rows(path, limit)]
+
+
+def _pair(row: dict, where: str) -> Pair:
     for field in FIELDS:
         if field not in row:
             raise DataError(f"{where}: missing field {field!r}")

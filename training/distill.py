@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader
 from models_backend import specs
 from models_backend.loading import load_causal_lm, pick_device
 from training import checkpoints, distill_data
+from training.cli import Parser, at_least, check_device, check_optimizer, log_to_stderr
 from training.data import DataError
 from training.distill_loss import distill_kl, teacher_targets
 from training.prefix import Prefix, TooLong, attention_mask, check_fits, prefill
@@ -82,25 +83,14 @@ class DistillConfig:
         if (self.data is None) == (self.sample < 1):
             raise ValueError("give either data (a text file) or sample (a number of texts >= 1)")
         for name in ("sample_tokens", "max_length", "batch_size", "grad_accum_steps", "epochs"):
-            _at_least(name, getattr(self, name), 1)
+            at_least(name, getattr(self, name), 1)
         for name in ("max_texts", "top_k"):
             if getattr(self, name) is not None:
-                _at_least(name, getattr(self, name), 1)
-        _at_least("save_every", self.save_every, 0)
-        _at_least("seed", self.seed, 0)
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a positive number, got {self.lr}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
-            raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
-        if self.device not in (None, "cpu", "cuda"):
-            raise ValueError(f'device must be "cpu", "cuda" or None, got {self.device!r}')
-
-
-def _at_least(name: str, value, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+                at_least(name, getattr(self, name), 1)
+        at_least("save_every", self.save_every, 0)
+        at_least("seed", self.seed, 0)
+        check_optimizer(self.lr, self.weight_decay, self.max_grad_norm)
+        check_device(self.device)
 
 
 @dataclass
@@ -394,14 +384,9 @@ def _save_final(student, tokenizer, out: Path, config: DistillConfig, result: di
 # -- command line --------------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line on stderr, exit status 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     d = DistillConfig
-    p = _Parser(prog="python -m training.distill", description=__doc__.split("\n")[0])
+    p = Parser(prog="python -m training.distill", description=__doc__.split("\n")[0])
     p.add_argument("--model", default=d.model, help="model spec of the teacher and student")
     p.add_argument("--out", required=True, help="directory for the distilled model")
     source = p.add_mutually_exclusive_group(required=True)
@@ -430,9 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
-    )
+    log_to_stderr()
     try:
         config = DistillConfig(
             model=args.model,

@@ -13,7 +13,6 @@ task is part of the HHH evaluation; ``hhh_alignment`` is never read.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -23,7 +22,8 @@ import tempfile
 from pathlib import Path
 
 from models_backend.dialogue import ASSISTANT, HUMAN, Message, to_transcript
-from training.data import DataError
+from training.cli import Parser, log_to_stderr
+from training.data import DataError, jsonl_rows
 
 log = logging.getLogger(__name__)
 
@@ -36,29 +36,14 @@ BIGBENCH_ENV = "LAB_BIGBENCH_DIR"
 
 def read_texts(path, *, limit: int | None = None) -> list[str]:
     """The texts of a distillation file (blank lines skipped), at most ``limit``."""
-    texts: list[str] = []
-    try:
-        with open(path, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                if limit is not None and len(texts) >= limit:
-                    break
-                if raw.strip():
-                    texts.append(_parse_line(raw, f"{path}:{number}"))
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    texts = [_text(row, where) for row, where in jsonl_rows(path, limit)]
     if not texts:
         raise DataError(f"{path}: no texts")
     return texts
 
 
-def _parse_line(raw: bytes, where: str) -> str:
-    try:
-        row = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{where}: not UTF-8 ({exc.reason})") from exc
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{where}: bad JSON ({exc.msg} at column {exc.colno})") from exc
-    if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+def _text(row: dict, where: str) -> str:
+    if not isinstance(row.get("text"), str):
         raise DataError(f'{where}: expected an object with a string field "text"')
     if not row["text"].strip():
         raise DataError(f"{where}: the text is empty")
@@ -161,13 +146,8 @@ def _passage(item: str) -> str:
     return item.split("\nClaim:", 1)[0].strip()
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line on stderr, exit status 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = _Parser(prog="python -m training.distill_data", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m training.distill_data", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     mix = sub.add_parser("bigbench", help="the 50/50 mix from local BIG-bench task files")
     mix.add_argument("--bigbench", default=os.environ.get(BIGBENCH_ENV), help=f"${BIGBENCH_ENV}")
@@ -175,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     mix.add_argument("--count", type=int, default=2000)
     mix.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
+    log_to_stderr()
     try:
         if not args.bigbench:
             raise ValueError(f"give --bigbench DIR or set ${BIGBENCH_ENV}")

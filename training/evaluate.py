@@ -48,6 +48,7 @@ import torch
 from models_backend import specs
 from models_backend.dialogue import ASSISTANT_MARKER, HUMAN, Message, prompt_transcript
 from models_backend.loading import LoadedLM, load_causal_lm
+from training.cli import Parser, log_to_stderr
 from training.data import DataError
 from training.hhh_eval import Example, Group, Task, load_tasks, longest_sequence, score_groups
 from training.prefix import TooLong, check_fits, prefill
@@ -206,14 +207,9 @@ def limit_examples(tasks: list[Task], limit: int | None) -> list[Task]:
     return kept
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line on stderr, exit status 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m training.evaluate", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="python -m training.evaluate", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     hhh = commands.add_parser("hhh", help="HHH multiple-choice accuracy (BIG-bench task files)")
     hhh.add_argument("--model", default=specs.DEFAULT_SPEC, help="model spec or directory")
     hhh.add_argument("--tasks", required=True, help="a BIG-bench task.json or a folder of them")
@@ -231,9 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
-    )
+    log_to_stderr()
     try:
         if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
             raise ValueError("--batch-size and --limit must be at least 1")

@@ -25,6 +25,7 @@ import random
 import sys
 from pathlib import Path
 
+from training.cli import Parser, log_to_stderr
 from training.comparisons import Ranking
 from training.loaders import FORMATS, load_rankings
 from training.objectives import OBJECTIVES
@@ -167,14 +168,9 @@ def _plot(path: Path, results: dict) -> None:
     plt.close(fig)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line on stderr, exit status 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m training.experiments", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="python -m training.experiments", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     first = commands.add_parser("objectives", help="ranked vs binary vs imitation, by model size")
     first.add_argument("--ranked", required=True, help="ranked comparison data")
     first.add_argument("--ranked-format", choices=FORMATS, default="bigbench")
@@ -225,9 +221,7 @@ def _sizes(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
-    )
+    log_to_stderr()
     if not 0 < args.held_out < 1:
         parser.error("--held-out must be between 0 and 1")
     out = Path(args.out)

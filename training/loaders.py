@@ -20,12 +20,11 @@ set never shrinks silently.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from models_backend.dialogue import ASSISTANT, HUMAN, Message
 from training.comparisons import Ranking
-from training.data import DataError, read_hh_rlhf
+from training.data import DataError, jsonl_rows, read_hh_rlhf
 
 FORMATS = ("hh-rlhf", "preference", "rankings", "bigbench", "lab")
 EVALUATION_ONLY = "hhh_alignment"  # BIG-bench folder never used for training
@@ -42,31 +41,7 @@ def load_rankings(path, fmt: str, *, limit: int | None = None) -> list[Ranking]:
     if fmt == "bigbench":
         return _bigbench(path, limit)
     parse = {"preference": _preference, "rankings": _rankings, "lab": _lab}[fmt]
-    return [parse(row, where) for row, where in _jsonl(path, limit)]
-
-
-def _jsonl(path, limit):
-    count = 0
-    try:
-        with open(path, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                if limit is not None and count >= limit:
-                    return
-                if not raw.strip():
-                    continue
-                where = f"{path}:{number}"
-                try:
-                    row = json.loads(raw.decode("utf-8"))
-                except UnicodeDecodeError as exc:
-                    raise DataError(f"{where}: not UTF-8 ({exc.reason})") from exc
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{where}: bad JSON ({exc.msg} at column {exc.colno})") from exc
-                if not isinstance(row, dict):
-                    raise DataError(f"{where}: expected a JSON object")
-                count += 1
-                yield row, where
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    return [parse(row, where) for row, where in jsonl_rows(path, limit)]
 
 
 def _text(value, where: str, field: str) -> str:

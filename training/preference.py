@@ -48,6 +48,7 @@ from models_backend.reward import (
     save_preference_model,
 )
 from training import checkpoints
+from training.cli import Parser, at_least, check_device, check_optimizer, log_to_stderr
 from training.comparisons import Ranking, from_pairs
 from training.data import DataError
 from training.loaders import FORMATS, load_rankings
@@ -88,32 +89,21 @@ class PreferenceConfig:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}")
         if self.pmp and self.objective == "imitation":
             raise ValueError("PMP trains a preference model: use it with ranked or binary")
-        _at_least("max_length", self.max_length, 2)
+        at_least("max_length", self.max_length, 2)
         for name in ("batch_size", "epochs", "grad_accum_steps"):
-            _at_least(name, getattr(self, name), 1)
+            at_least(name, getattr(self, name), 1)
         for name in ("max_train", "max_eval"):
             if getattr(self, name) is not None:
-                _at_least(name, getattr(self, name), 1)
-        _at_least("save_every", self.save_every, 0)
-        _at_least("seed", self.seed, 0)
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a positive number, got {self.lr}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
-            raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
-        if self.device not in (None, "cpu", "cuda"):
-            raise ValueError(f'device must be "cpu", "cuda" or None, got {self.device!r}')
+                at_least(name, getattr(self, name), 1)
+        at_least("save_every", self.save_every, 0)
+        at_least("seed", self.seed, 0)
+        check_optimizer(self.lr, self.weight_decay, self.max_grad_norm)
+        check_device(self.device)
         if self.out is not None:
             self.out = str(self.out)  # a Path is fine too; stored as str so the config is JSON
             out = Path(self.out)
             if out.exists() and not (out / RUN_FILE).exists() and any(out.iterdir()):
                 raise FileExistsError(f"{out} already exists (choose a new --out directory)")
-
-
-def _at_least(name: str, value, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def fit(
@@ -386,14 +376,9 @@ def _save_final(pm, tokenizer, out: Path, config, result: dict, reliability: lis
     plot_reliability(reliability, out / RELIABILITY_PNG)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line on stderr, exit status 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     d = PreferenceConfig
-    p = _Parser(prog="python -m training.preference", description=__doc__.split("\n")[0])
+    p = Parser(prog="python -m training.preference", description=__doc__.split("\n")[0])
     p.add_argument("--train", required=True, help="training comparisons (file or BIG-bench folder)")
     p.add_argument("--eval", required=True, help="held-out comparisons, same format")
     p.add_argument("--format", choices=FORMATS, default="hh-rlhf", help="data format of both")
@@ -422,9 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
-    )
+    log_to_stderr()
     try:
         if args.init_from and not is_preference_model_dir(args.init_from):
             raise ValueError(f"--init-from {args.init_from}: not a saved preference model")
