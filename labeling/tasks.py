@@ -165,6 +165,8 @@ def _generate_best_of(assistants, messages, rows, campaign, reward_spec: str) ->
             for c in mine:  # a heartbeat, so the rows are not taken for lost while sampling
                 gen_services.candidate_progress(candidate_id=c.pk, text=status)
             out = assistant.generate(messages, k=n * len(mine), sampling=_sampling(mine[0]))
+            for sample in out:  # score the text that is stored (NUL dropped), not another
+                sample.text = gen_services.model_text(sample.text)
             for i, c in enumerate(mine):
                 batch = out[i * n : (i + 1) * n]
                 rewards = scorer(messages, [b.text for b in batch])
