@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import DynamicCache
 
+from models_backend.decode import step_logits
 from models_backend.dialogue import ASSISTANT, HUMAN, STOP_STRING, Message, prompt_transcript
 from models_backend.loading import LoadedLM
 
@@ -309,7 +310,7 @@ def generate_batch(
             mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
             positions = positions + 1
             step_inputs |= {"attention_mask": mask, "position_ids": positions}
-        logits = model(input_ids=chosen.unsqueeze(1), **step_inputs).logits[:, -1, :]
+        logits = step_logits(model, chosen.unsqueeze(1), **step_inputs)  # [rows, V]
 
     seconds = _since(started)
     generated = sum(len(row.ids) for row in rows)
