@@ -104,7 +104,8 @@ def trl_accuracy(model, tokenizer, held_out: list[Ranking], args) -> float:
         prompt = prompt_transcript(list(pair.context))
         scores = []
         for reply in pair.responses:
-            ids = tokenizer(prompt + " " + reply, truncation=True, max_length=args.max_length)
+            text = prompt + " " + reply + tokenizer.eos_token  # as TRL trained it: EOS last
+            ids = tokenizer(text, truncation=True, max_length=args.max_length)
             out = model(input_ids=torch.tensor([ids["input_ids"]]))
             scores.append(out.logits[0, 0].item())
         right += scores[0] > scores[1]
