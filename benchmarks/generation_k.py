@@ -15,6 +15,7 @@ import json
 import torch
 
 from benchmarks.timing import median_seconds
+from models_backend.decode import prepare_for_decoding
 from models_backend.dialogue import Message
 from models_backend.generation import SamplingConfig, generate_candidates
 from models_backend.loading import load_causal_lm
@@ -37,6 +38,7 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     lm = load_causal_lm(args.model)
+    prepare_for_decoding(lm.model)  # as workers run it
     sampling = SamplingConfig(max_new_tokens=args.tokens, seed=0, stop=(), ignore_eos=True)
 
     def run(k: int) -> None:

@@ -17,6 +17,7 @@ import json
 import torch
 
 from benchmarks.timing import median_seconds
+from models_backend.decode import prepare_for_decoding
 from models_backend.dialogue import Message
 from models_backend.generation import SamplingConfig, build_prompt_ids, generate_batch
 from models_backend.loading import load_causal_lm
@@ -46,6 +47,7 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     sizes = [int(b) for b in args.batches.split(",")]
     lm = load_causal_lm(args.model, device=args.device)
+    prepare_for_decoding(lm.model)  # as workers run it
     sampling = SamplingConfig(max_new_tokens=args.tokens, seed=0, stop=(), ignore_eos=True)
     prompts = [
         build_prompt_ids(lm.tokenizer, [Message("human", QUESTIONS[i % len(QUESTIONS)])])

@@ -18,6 +18,7 @@ import torch
 
 from benchmarks.timing import median_seconds
 from models_backend.assistants import build_assistant
+from models_backend.decode import prepare_for_decoding
 from models_backend.dialogue import Message
 from models_backend.generation import prefill
 from models_backend.loading import load_causal_lm
@@ -42,6 +43,7 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     lm = load_causal_lm(args.model)
+    prepare_for_decoding(lm.model)  # as workers run it
     start = time.perf_counter()
     assistant = build_assistant(lm, "hhh")  # computes the prompt's cache once
     cache_seconds = time.perf_counter() - start

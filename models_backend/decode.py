@@ -1,13 +1,22 @@
-"""One decoding step's logits, with the output layer in the layout the CPU reads fastest.
+"""Decoding on the CPU with the weights in the layout it reads fastest for a few rows.
 
 A decoding step multiplies a few rows (the k candidates, the concurrent turns) by every
-weight matrix. On the CPU, ``F.linear`` with 2 rows against the vocabulary-sized output
-layer (SmolLM2: 49,152 x 576, 113 MB) takes about 2.5x the time of 1 row, while the
-same product against a contiguous transposed copy (``hidden @ W.T``, copied once) takes
-what 1 row does: the layer is read once for all rows. The output layer is the largest
-matrix of a small model, so this is most of what makes k rows cost more than one
-(``benchmarks/generation_k``). On a GPU, and for models whose logits are more than
-``lm_head(hidden)`` (soft-capping, scaling, a bias), the plain forward is used.
+weight matrix, which streams from memory. On the CPU, ``F.linear`` with 2 rows against a
+row-major weight [out, in] takes about 2x-2.5x the time of 1 row (SmolLM2's
+49,152 x 576 output layer: 2.5x), while the same product against the weight stored
+transposed, contiguous [in, out], takes what 1 row does: the weight is read once for all
+rows. So:
+
+- ``prepare_for_decoding(model)`` stores every linear layer's weight transposed (the
+  parameter becomes a transposed view of a contiguous [in, out] tensor: same values, same
+  shape, ``F.linear`` then reads the fast layout; no extra memory). For models that
+  serve generation only (workers, the generation server, benchmarks), not ones in training.
+- ``step_logits`` computes a decoding step's logits against a transposed copy of the
+  output layer, which is usually tied to the input embedding and so cannot be re-laid
+  (the embedding lookup wants rows).
+
+On a GPU, and for models whose logits are more than ``lm_head(hidden)`` (soft-capping,
+scaling, a bias), both leave the model as it is.
 """
 
 from __future__ import annotations
@@ -19,6 +28,21 @@ import torch
 # output layer -> (weight version, weight storage, transposed contiguous copy [H, V])
 _TRANSPOSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOGIT_EXTRAS = ("final_logit_softcapping", "logit_scale", "output_multiplier_scale")
+
+
+def prepare_for_decoding(model) -> None:
+    """Store the weights of ``model``'s linear layers transposed (CPU only; see above)."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    with torch.no_grad():
+        for module in model.modules():
+            if not isinstance(module, torch.nn.Linear) or module is head:
+                continue
+            weight = module.weight
+            if weight.device.type != "cpu" or not weight.is_contiguous():
+                continue  # a GPU model, or already re-laid
+            module.weight = torch.nn.Parameter(
+                weight.detach().t().contiguous().t(), requires_grad=weight.requires_grad
+            )
 
 
 def step_logits(model, input_ids: torch.Tensor, **inputs) -> torch.Tensor:

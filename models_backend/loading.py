@@ -19,6 +19,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from models_backend import specs
+from models_backend.decode import prepare_for_decoding
 from models_backend.tiny import build_tiny_random
 
 log = logging.getLogger(__name__)
@@ -118,5 +119,7 @@ def get_causal_lm(spec: str) -> LoadedLM:
     """The process-wide instance for ``spec``: loaded on first use, then reused."""
     with _loaded_lock:  # two threads asking at once must not load the model twice
         if spec not in _loaded:
-            _loaded[spec] = load_causal_lm(spec)
+            lm = load_causal_lm(spec)
+            prepare_for_decoding(lm.model)  # this instance only generates: fast layout
+            _loaded[spec] = lm
         return _loaded[spec]

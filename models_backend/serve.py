@@ -439,11 +439,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     import torch
 
+    from models_backend.decode import prepare_for_decoding
     from models_backend.loading import load_causal_lm
 
     if args.threads:
         torch.set_num_threads(args.threads)
     lm = load_causal_lm(args.model, device=args.device)
+    prepare_for_decoding(lm.model)  # a server only generates
     # The key comes from the environment, not the command line, where `ps` would show it.
     api_key = os.environ.get("LAB_SERVE_API_KEY") or None
     server = make_server(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from transformers import DynamicCache
 
-from models_backend.decode import _plain_head, step_logits
+from models_backend.decode import _plain_head, prepare_for_decoding, step_logits
 from tests.tiny_models import chaotic_tiny_lm
 
 
@@ -52,3 +52,23 @@ def test_logit_soft_capping_keeps_the_plain_forward():
     lm = chaotic_tiny_lm(seed=5)
     lm.model.config.final_logit_softcapping = 30.0
     assert _plain_head(lm.model) is None
+
+
+def test_weights_stored_transposed_give_the_same_logits_and_stay_transposed():
+    lm = chaotic_tiny_lm(seed=6)
+    ids = torch.tensor([[5, 9, 14, 3, 7], [8, 1, 2, 40, 41]])
+    with torch.inference_mode():
+        before = lm.model(input_ids=ids).logits
+    prepare_for_decoding(lm.model)
+    prepare_for_decoding(lm.model)  # a second call changes nothing
+    linears = [m for m in lm.model.modules() if isinstance(m, torch.nn.Linear)]
+    head = lm.model.get_output_embeddings()
+    assert all(
+        not m.weight.is_contiguous() and m.weight.t().is_contiguous()
+        for m in linears
+        if m is not head
+    )
+    assert head.weight is lm.model.get_input_embeddings().weight  # the tie is kept
+    with torch.inference_mode():
+        after = lm.model(input_ids=ids).logits
+    torch.testing.assert_close(after, before, rtol=0, atol=1e-5)
