@@ -50,7 +50,7 @@ def main(argv=None) -> None:
     one_as_loaded = median_seconds(lambda: run(1), args.repeats)
     shared_as_loaded = median_seconds(lambda: run(args.k), args.repeats)
     prepare_for_decoding(lm.model)  # as workers run it
-    run(1)
+    run(1)  # warm-up of the new layout
     one = median_seconds(lambda: run(1), args.repeats)
     shared = median_seconds(lambda: run(args.k), args.repeats)
     separate = median_seconds(lambda: [run(1) for _ in range(args.k)], args.repeats)

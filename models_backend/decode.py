@@ -25,14 +25,14 @@ import weakref
 
 import torch
 
-# output layer -> (weight version, weight storage, transposed contiguous copy [H, V])
+# output layer -> ((weight version, weight storage pointer), transposed contiguous copy [H, V])
 _TRANSPOSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOGIT_EXTRAS = ("final_logit_softcapping", "logit_scale", "output_multiplier_scale")
 
 
 def prepare_for_decoding(model) -> None:
     """Store the weights of ``model``'s linear layers transposed (CPU only; see above)."""
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    head = _output_layer(model)
     with torch.no_grad():
         for module in model.modules():
             if not isinstance(module, torch.nn.Linear) or module is head:
@@ -55,9 +55,13 @@ def step_logits(model, input_ids: torch.Tensor, **inputs) -> torch.Tensor:
     return hidden[:, -1, :] @ _transposed(head)  # [B, H] @ [H, V]
 
 
+def _output_layer(model):
+    return model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+
+
 def _plain_head(model) -> torch.nn.Linear | None:
     """The output layer, where the logits are exactly ``head(decoder(...))`` on the CPU."""
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    head = _output_layer(model)
     if not isinstance(head, torch.nn.Linear) or head.bias is not None:
         return None
     if head.weight.device.type != "cpu" or not hasattr(model, "get_decoder"):
