@@ -37,7 +37,7 @@ def test_binary_discrimination_sees_the_best_against_each_other_response():
 
 
 def test_tied_wrong_answers_are_never_compared_with_each_other():
-    pairs = weighted_pairs([Ranking(HI, ("right", "w1", "w2"), tied_from=1)])
+    pairs = weighted_pairs([Ranking(HI, ("right", "w1", "w2"), scores=(1, 0, 0))])
     assert [(p.better, p.worse, p.weight) for p in pairs] == [
         ("right", "w1", 0.5),
         ("right", "w2", 0.5),
@@ -135,10 +135,30 @@ def test_bigbench_tasks_rank_the_correct_choice_above_each_wrong_one(tmp_path):
     examples = [{"input": "2+2?", "target_scores": {"3": 0, "4": 1, "5": 0}}]
     task.write_text(json.dumps({"examples": examples}))
     [ranking] = load_rankings(task, "bigbench")
-    assert ranking.responses == ("4", "3", "5") and ranking.tied_from == 1
+    assert ranking.responses == ("4", "3", "5") and ranking.scores == (1, 0, 0)
     task.write_text(json.dumps({"examples": [{"input": "x", "target_scores": {"a": 1, "b": 1}}]}))
     with pytest.raises(DataError, match=r"examples\[0\]: every choice has the top score"):
         load_rankings(task, "bigbench")
+
+
+def test_graded_bigbench_scores_give_a_real_order_with_ties_left_uncompared(tmp_path):
+    task = tmp_path / "graded" / "task.json"
+    task.parent.mkdir()
+    scores = {"h1": 0.0, "m1": 1.0, "m2": 0.5, "m3": 0.0}
+    task.write_text(json.dumps({"examples": [{"input": "doc", "target_scores": scores}]}))
+    [ranking] = load_rankings(task, "bigbench")
+    assert ranking.responses == ("m1", "m2", "h1", "m3")
+    ranked = [(p.better, p.worse) for p in weighted_pairs([ranking])]
+    assert ranked == [("m1", "m2"), ("m1", "h1"), ("m1", "m3"), ("m2", "h1"), ("m2", "m3")]
+    binary = [(p.better, p.worse) for p in weighted_pairs([ranking], binary=True)]
+    assert binary == [("m1", "m2"), ("m1", "h1"), ("m1", "m3")]
+
+
+def test_a_ranking_refuses_scores_that_rise_or_never_differ():
+    with pytest.raises(ValueError, match="must not increase"):
+        Ranking(HI, ("a", "b"), scores=(0, 1))
+    with pytest.raises(ValueError, match="same score"):
+        Ranking(HI, ("a", "b"), scores=(1, 1))
 
 
 def test_the_hhh_evaluation_is_refused_as_training_data(tmp_path):

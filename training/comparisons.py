@@ -15,6 +15,7 @@ Objectives consume them through ``weighted_pairs`` (DESIGN §3):
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -29,13 +30,25 @@ class Ranking:
     context: tuple[Message, ...]  # the dialogue before the responses; ends with a human turn
     responses: tuple[str, ...]  # best first; at least two
     source: str = ""  # where it came from ("path:line"), for error messages and reports
-    # Responses i >= ``tied_from`` are tied with each other (all worse than the ones
-    # before): a multiple-choice item's wrong answers. None: a strict order.
-    tied_from: int | None = None
+    # Each response's score, non-increasing: responses with equal scores are tied and never
+    # compared (a multiple-choice item's wrong answers; BIG-bench's graded choices).
+    # None: a strict order.
+    scores: tuple[float, ...] | None = None
 
     def __post_init__(self):
         if len(self.responses) < 2:
             raise ValueError(f"{self.source}: a ranking needs at least two responses")
+        if self.scores is not None:
+            if len(self.scores) != len(self.responses):
+                raise ValueError(f"{self.source}: one score per response")
+            if any(a < b for a, b in itertools.pairwise(self.scores)):
+                raise ValueError(f"{self.source}: scores must not increase (best first)")
+            if self.scores[0] == self.scores[-1]:
+                raise ValueError(f"{self.source}: every response has the same score")
+
+    def better(self, i: int, j: int) -> bool:
+        """Response i ranks strictly above response j."""
+        return self.scores[i] > self.scores[j] if self.scores is not None else i < j
 
 
 @dataclass(frozen=True)
@@ -54,13 +67,13 @@ def from_pairs(pairs) -> list[Ranking]:
 def ranking_pairs(ranking: Ranking) -> list[tuple[int, int]]:
     """(better, worse) index pairs of a ranking: all ordered pairs, none within a tie."""
     k = len(ranking.responses)
-    tied = ranking.tied_from if ranking.tied_from is not None else k
-    return [(i, j) for i in range(k) for j in range(i + 1, k) if i < tied]
+    return [(i, j) for i in range(k) for j in range(i + 1, k) if ranking.better(i, j)]
 
 
 def good_vs_bad_pairs(ranking: Ranking) -> list[tuple[int, int]]:
-    """Binary discrimination sees only "good" (the best) and "bad" (every other response)."""
-    return [(0, j) for j in range(1, len(ranking.responses))]
+    """Binary discrimination sees only "good" (the best) and "bad" (every response ranked
+    below it)."""
+    return [(0, j) for j in range(1, len(ranking.responses)) if ranking.better(0, j)]
 
 
 def weighted_pairs(rankings: list[Ranking], *, binary: bool = False) -> list[WeightedPair]:

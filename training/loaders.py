@@ -9,7 +9,8 @@ Formats (``FORMATS``):
   form); a response given as messages is its final assistant message;
 - ``rankings``: ``{"context": str | messages, "responses": [str, …]}``, best first, K ≥ 2;
 - ``bigbench``: a BIG-bench JSON task file or folder (``examples[*].input`` and
-  ``target_scores``): the first correct choice ranked above every wrong one (tied);
+  ``target_scores``): the choices ordered by score, best first; equal scores are tied
+  (a multiple-choice item is "correct > each wrong one"; graded scores give a real order);
   ``hhh_alignment`` is refused, it is evaluation data;
 - ``lab``: the lab's own export (``manage.py export_preferences --format lab``).
 
@@ -138,11 +139,11 @@ def _bigbench(path, limit: int | None) -> list[Ranking]:
             if limit is not None and len(rankings) >= limit:
                 return rankings
             where = f"{task.path}: examples[{index}]"
-            best = example.correct[0]
-            wrong = [c for i, c in enumerate(example.choices) if i not in example.correct]
-            if not wrong:
+            if len(example.correct) == len(example.choices):
                 raise DataError(f"{where}: every choice has the top score; nothing to rank")
+            order = sorted(range(len(example.choices)), key=lambda i: -example.target_scores[i])
             context = (Message(HUMAN, _text(example.input, where, "input")),)
-            responses = (example.choices[best], *wrong)
-            rankings.append(Ranking(context, responses, where, tied_from=1))
+            responses = tuple(example.choices[i] for i in order)
+            scores = tuple(float(example.target_scores[i]) for i in order)
+            rankings.append(Ranking(context, responses, where, scores=scores))
     return rankings
