@@ -126,6 +126,20 @@ def score_batch(pm, batch: PackedBatch, units: list[Unit], *, objective: str, pm
     return Scored(rewards, pair_loss)
 
 
+class PackedScorer(torch.nn.Module):
+    """``score_batch`` as a module's forward pass: what accelerate wraps in DDP, whose
+    gradient sync hooks run only when the forward goes through the wrapper."""
+
+    def __init__(self, pm, *, objective: str, pmp: bool):
+        super().__init__()
+        self.pm = pm
+        self.objective = objective
+        self.pmp = pmp
+
+    def forward(self, batch: PackedBatch, units: list[Unit]) -> Scored:
+        return score_batch(self.pm, batch, units, objective=self.objective, pmp=self.pmp)
+
+
 def _starts(units: list[Unit]) -> list[int]:
     starts, at = [], 0
     for unit in units:
