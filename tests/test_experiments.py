@@ -1,11 +1,12 @@
 """The paper-reproduction experiments run end to end on tiny models: table, plot, JSON."""
 
+import argparse
 import json
 
 import pytest
 
 from tests.test_objectives import rankings
-from training.experiments import main
+from training.experiments import main, split, train_and_eval
 
 
 def write_rankings(path, items, k=None):
@@ -79,3 +80,39 @@ def test_the_experiments_refuse_a_used_output_folder(tmp_path):
             ]
         )
     assert exited.value.code == 2
+
+
+def test_validation_comes_from_the_training_part_and_never_reads_the_held_out_part():
+    items = list(range(50))
+    args = argparse.Namespace(held_out=0.2, seed=3, validate=True)
+    _, held_out = split(items, 0.2, 3)
+    train, validation = train_and_eval(items, args)
+    assert not set(validation) & set(held_out) and not set(train) & set(held_out)
+    assert not set(train) & set(validation) and len(train) + len(validation) == 40
+
+
+def test_the_objectives_experiment_runs_a_chosen_subset_on_one_kind_of_data(tmp_path, capsys):
+    ranked = write_rankings(tmp_path / "ranked.jsonl", rankings(10, 1))
+    main(
+        ["objectives", "--ranked", ranked, "--ranked-format", "rankings", "--models"]
+        + ["tiny-random", "--objectives", "imitation,ranked", "--out", str(tmp_path / "o")]
+        + ["--max-length", "96", "--device", "cpu", "--validate"]
+    )
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
+    assert [(r["data"], r["objective"]) for r in rows] == [
+        ("ranked", "ranked"),
+        ("ranked", "imitation"),
+    ]
+
+
+def test_pmp_refuses_pre_training_data_that_holds_the_fine_tuning_data(tmp_path, capsys):
+    task = tmp_path / "tasks" / "quiz" / "task.json"
+    task.parent.mkdir(parents=True)
+    task.write_text(json.dumps({"examples": [{"input": "q", "target_scores": {"a": 1, "b": 0}}]}))
+    with pytest.raises(SystemExit) as exited:
+        main(
+            ["pmp", "--pmp-data", str(tmp_path / "tasks"), "--finetune", str(task.parent)]
+            + ["--sizes", "4", "--out", str(tmp_path / "out")]
+        )
+    assert exited.value.code == 2
+    assert "PMP data must not hold the fine-tuning data" in capsys.readouterr().err

@@ -11,7 +11,9 @@ accuracy of each, beside the length baseline. ``pmp``: fine-tuning accuracy agai
 number of fine-tuning comparisons, starting from the base model and from a PMP checkpoint
 (binarized PMP on ``--pmp-data``). Data is any ``training.loaders`` format (``--*-format``;
 BIG-bench folders by default); each set is split into train and held-out parts with a
-fixed seed, so no held-out item is ever trained on. Everything lands in ``--out``:
+fixed seed, so no held-out item is ever trained on; ``--validate`` carves a validation part
+out of the training part the same way and evaluates on it instead, for choosing settings
+without reading the held-out part. Everything lands in ``--out``:
 ``results.json``, ``results.md`` (the table) and ``results.png`` (the plot); the last
 stdout line is the JSON.
 """
@@ -29,7 +31,7 @@ from training.cli import Parser, log_to_stderr
 from training.comparisons import Ranking
 from training.loaders import FORMATS, load_rankings
 from training.objectives import OBJECTIVES
-from training.preference import PreferenceConfig, fit
+from training.preference import PreferenceConfig, fit, progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,15 @@ def split(rankings: list[Ranking], held_out: float, seed: int) -> tuple[list, li
     random.Random(seed).shuffle(order)
     cut = len(order) - max(1, round(held_out * len(order)))
     return order[:cut], order[cut:]
+
+
+def train_and_eval(rankings: list[Ranking], args) -> tuple[list, list]:
+    """The training part and the part to evaluate on: held-out, or with ``--validate`` a
+    validation part of the training part (the held-out part is then never touched)."""
+    train, held_out = split(rankings, args.held_out, args.seed)
+    if args.validate:
+        train, held_out = split(train, args.held_out, args.seed + 1)
+    return train, held_out
 
 
 def _train_settings(args) -> dict:
@@ -59,12 +70,14 @@ def objectives(args) -> dict:
         ("ranked", args.ranked, args.ranked_format),
         ("binary", args.binary, args.binary_format),
     ):
-        train, held_out = split(load_rankings(path, fmt), args.held_out, args.seed)
+        if path is None:
+            continue
+        train, held_out = train_and_eval(load_rankings(path, fmt), args)
         train, held_out = train[: args.max_train], held_out[: args.max_eval]
         for model in args.models:
-            for objective in OBJECTIVES:
+            for objective in args.objectives:
                 config = PreferenceConfig(model=model, objective=objective, **_train_settings(args))
-                result = fit(config, train, held_out)
+                result = fit(config, train, held_out, progress=progress_bar())
                 rows.append(_row(kind, model, objective, result))
                 log.info(
                     "%s data, %s, %s: accuracy %.3f",
@@ -92,29 +105,44 @@ def _row(data: str, model: str, objective: str, result: dict, **extra) -> dict:
 
 def pmp(args) -> dict:
     out = Path(args.out)
-    pretrain = load_rankings(args.pmp_data, args.pmp_format, limit=args.max_pmp)
-    train, held_out = split(
-        load_rankings(args.finetune, args.finetune_format), args.held_out, args.seed
-    )
+    pretrain = [
+        ranking
+        for source in args.pmp_data
+        for ranking in load_rankings(source, args.pmp_format, limit=args.max_pmp)
+    ]
+    finetune = Path(args.finetune).resolve()
+    for source in map(Path, args.pmp_data):
+        if (
+            source.resolve() in (finetune, *finetune.parents)
+            or finetune in source.resolve().parents
+        ):
+            raise ValueError(f"{source}: PMP data must not hold the fine-tuning data")
+    train, held_out = train_and_eval(load_rankings(args.finetune, args.finetune_format), args)
     held_out = held_out[: args.max_eval]
     checkpoint = out / "pmp"
     pmp_config = PreferenceConfig(
         model=args.model, pmp=True, out=str(checkpoint), **_train_settings(args)
     )
-    pmp_result = fit(pmp_config, pretrain, held_out)
+    pmp_result = fit(pmp_config, pretrain, held_out, progress=progress_bar())
     rows = []
     for size in args.sizes:
         subset = train[:size]
         for start, spec in (("base", args.model), ("pmp", str(checkpoint))):
             config = PreferenceConfig(model=spec, **_train_settings(args))
-            result = fit(config, subset, held_out)
+            result = fit(config, subset, held_out, progress=progress_bar())
             rows.append(
                 _row("finetune", args.model, "ranked", result, start=start, size=len(subset))
             )
             log.info("%d pairs from %s: accuracy %.3f", len(subset), start, result["eval_accuracy"])
     return {
         "experiment": "pmp",
-        "pmp": {"pairs": pmp_result["train_pairs"], "eval_accuracy": pmp_result["eval_accuracy"]},
+        "pmp": {  # the PMP checkpoint itself, before any fine-tuning
+            "sources": [str(s) for s in args.pmp_data],
+            "rankings": pmp_result["train_rankings"],
+            "pairs": pmp_result["train_pairs"],
+            "train_seconds": pmp_result["train_seconds"],
+            "eval_accuracy": round(pmp_result["eval_accuracy"], 4),
+        },
         "rows": rows,
     }
 
@@ -149,7 +177,8 @@ def _plot(path: Path, results: dict) -> None:
                     for r in rows
                     if (r["data"], r["model"], r["objective"]) == (kind, m, objective)
                 ]
-                ax.plot(range(len(models)), ys, marker="o", label=objective)
+                if ys:
+                    ax.plot(range(len(models)), ys, marker="o", label=objective)
             baseline = [r["length_baseline"] for r in rows if r["data"] == kind][0]
             ax.axhline(baseline, color="0.6", linestyle=":", label="length baseline")
             ax.set_xticks(range(len(models)), models, rotation=15, fontsize=7)
@@ -160,6 +189,10 @@ def _plot(path: Path, results: dict) -> None:
         for start in ("base", "pmp"):
             points = [(r["size"], r["accuracy"]) for r in rows if r["start"] == start]
             ax.plot(*zip(*points, strict=True), marker="o", label=f"from {start}")
+        ax.axhline(
+            results["pmp"]["eval_accuracy"], color="C1", linestyle="--", label="PMP, no fine-tuning"
+        )
+        ax.axhline(rows[0]["length_baseline"], color="0.6", linestyle=":", label="length baseline")
         ax.set_xscale("log")
         ax.set(xlabel="fine-tuning comparisons", ylabel="held-out pairwise accuracy", ylim=(0, 1))
         ax.legend(fontsize=8)
@@ -172,17 +205,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m training.experiments", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     first = commands.add_parser("objectives", help="ranked vs binary vs imitation, by model size")
-    first.add_argument("--ranked", required=True, help="ranked comparison data")
+    first.add_argument("--ranked", help="ranked comparison data")
     first.add_argument("--ranked-format", choices=FORMATS, default="bigbench")
-    first.add_argument("--binary", required=True, help="binary (right/wrong label) data")
+    first.add_argument("--binary", help="binary (right/wrong label) data")
     first.add_argument("--binary-format", choices=FORMATS, default="bigbench")
     first.add_argument(
         "--models", type=_specs, required=True, help="comma-separated specs, small first"
     )
+    first.add_argument(
+        "--objectives",
+        type=_objectives,
+        default=list(OBJECTIVES),
+        help=f"comma-separated subset of {','.join(OBJECTIVES)} (default: all)",
+    )
     second = commands.add_parser("pmp", help="fine-tuning accuracy vs size, with and without PMP")
-    second.add_argument("--pmp-data", required=True, help="comparisons to pre-train on")
+    second.add_argument(
+        "--pmp-data", required=True, nargs="+", help="comparisons to pre-train on (one or more)"
+    )
     second.add_argument("--pmp-format", choices=FORMATS, default="bigbench")
-    second.add_argument("--max-pmp", type=int, help="use only the first N PMP comparisons")
+    second.add_argument("--max-pmp", type=int, help="the first N comparisons of each PMP source")
     second.add_argument("--finetune", required=True, help="comparisons to fine-tune on")
     second.add_argument("--finetune-format", choices=FORMATS, default="bigbench")
     second.add_argument("--sizes", type=_sizes, required=True, help="e.g. 16,64,256")
@@ -190,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (first, second):
         sub.add_argument("--out", required=True, help="directory for results.json/.md/.png")
         sub.add_argument("--held-out", type=float, default=0.2, help="fraction held out")
+        sub.add_argument(
+            "--validate",
+            action="store_true",
+            help="evaluate on a validation part of the training part, not the held-out part",
+        )
         sub.add_argument("--max-train", type=int, help="first N training comparisons")
         sub.add_argument("--max-eval", type=int, default=500, help="first N held-out ones")
         sub.add_argument("--max-length", type=int, default=256)
@@ -208,6 +254,14 @@ def _specs(text: str) -> list[str]:
     return specs
 
 
+def _objectives(text: str) -> list[str]:
+    chosen = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(OBJECTIVES))
+    if not chosen or unknown:
+        raise argparse.ArgumentTypeError(f"objectives are {', '.join(OBJECTIVES)}: {text!r}")
+    return [o for o in OBJECTIVES if o in chosen]
+
+
 def _sizes(text: str) -> list[int]:
     try:
         sizes = sorted({int(s) for s in text.split(",")})
@@ -224,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     log_to_stderr()
     if not 0 < args.held_out < 1:
         parser.error("--held-out must be between 0 and 1")
+    if args.command == "objectives" and args.ranked is None and args.binary is None:
+        parser.error("give --ranked, --binary or both")
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         parser.error(f"{out} already exists (choose a new --out)")
