@@ -14,7 +14,14 @@ from tests.test_objectives import rankings
 
 def train(tmp_path, data, name, *, processes, batch_size, accum, objective):
     out = tmp_path / name
-    launcher = ["-m", "torch.distributed.run", "--nproc_per_node", str(processes), "-m"]
+    launcher = [
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(processes),
+        "-m",
+    ]
     command = [sys.executable, *(launcher if processes > 1 else ["-m"]), "training.preference"]
     command += ["--train", data, "--eval", data, "--format", "rankings", "--model"]
     command += ["tiny-random", "--device", "cpu", "--max-length", "96", "--lr", "1e-2"]
