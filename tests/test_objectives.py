@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 
 import pytest
@@ -11,6 +12,7 @@ from accelerate.utils import set_seed
 
 from models_backend.dialogue import HUMAN, Message
 from models_backend.reward import load_preference_model, preference_model_from_spec
+from training import objectives
 from training.comparisons import Ranking
 from training.pm_metrics import reliability_bins, summarize_pairs
 from training.preference import PreferenceConfig, evaluate, fit
@@ -67,6 +69,32 @@ def test_each_objective_lowers_its_loss_and_changes_the_weights(tmp_path, object
     assert result["eval_pairs"] == 8 * 3  # every ordered pair of the held-out rankings
     assert 0 <= result["eval_ece"] <= 1 and result["length_baseline_accuracy"] == 2 / 3
     assert (tmp_path / "pm" / "reliability.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("objective", ["ranked", "imitation"])
+def test_bf16_mixed_precision_trains_over_fp32_master_weights_then_fp32_runs_again(
+    objective, monkeypatch
+):
+    dtypes = []
+    plain = objectives.packed_hidden
+
+    def watched(pm, batch):  # the dtype a linear layer computes in
+        hook = pm.lm.model.layers[0].mlp.up_proj.register_forward_hook(
+            lambda module, args, out: dtypes.append(out.dtype)
+        )
+        try:
+            return plain(pm, batch)
+        finally:
+            hook.remove()
+
+    monkeypatch.setattr(objectives, "packed_hidden", watched)
+    result = fit(config(objective=objective, precision="bf16"), rankings(24, 1), rankings(8, 2))
+    assert result["mixed_precision"] == "bf16" and set(dtypes) == {torch.bfloat16}
+    assert result["last_loss"] < (0.85 if objective == "imitation" else 0.7) * result["first_loss"]
+    assert 0 <= result["eval_accuracy"] <= 1 and math.isfinite(result["eval_loss"])
+    dtypes.clear()  # a later run in the same process is free to choose fp32
+    result = fit(config(objective=objective, precision="fp32"), rankings(8, 1), rankings(2, 2))
+    assert result["mixed_precision"] == "no" and set(dtypes) == {torch.float32}
 
 
 def test_ranked_training_uses_all_pairs_and_binary_only_the_best_against_each_other(tmp_path):

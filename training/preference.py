@@ -68,6 +68,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, dict], None]
 RUN_FILE = "training.json"  # the full config (and the results, once finished) of a run
 RELIABILITY_PNG = "reliability.png"
+PRECISIONS = ("auto", "fp32", "bf16")
 _LENGTH_GROUP = 64  # batches per length-sorted group: similar sizes, little padding
 
 
@@ -89,6 +90,9 @@ class PreferenceConfig:
     seed: int = 0  # seeds the value head, the new EOC embedding and the batch order
     out: str | None = None  # directory to save the PM in (new or empty); None: do not save
     device: str | None = None  # "cpu" or "cuda"; None: $LAB_DEVICE, else cuda where present
+    # "bf16": bf16 autocast over fp32 master weights; "fp32": none; "auto": bf16 on a GPU
+    # that supports it, fp32 on the CPU (where bf16 matmuls are slow)
+    precision: str = "auto"
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model.strip():
@@ -107,6 +111,8 @@ class PreferenceConfig:
         at_least("seed", self.seed, 0)
         check_optimizer(self.lr, self.weight_decay, self.max_grad_norm)
         check_device(self.device)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
         if self.out is not None:
             self.out = str(self.out)  # a Path is fine too; stored as str so the config is JSON
             out = Path(self.out)
@@ -137,6 +143,7 @@ def fit(
     accelerator = _make_accelerator(config)
     if out is not None and accelerator.is_main_process:
         checkpoints.write_run_file(out, RUN_FILE, dataclasses.asdict(config), None)
+    bf16 = _uses_bf16(config, accelerator.device)
     set_seed(config.seed)
     # fp32 master weights everywhere: on a GPU, mixed precision casts to bf16 inside forward.
     start_from = state["checkpoint"] if state else config.model
@@ -152,7 +159,7 @@ def fit(
     )
     started = time.perf_counter()
     # `pm` stays the plain module (what we evaluate and save); _train prepares its own wrapper.
-    losses = _train(config, accelerator, pm, tokenizer, units, state, out, progress)
+    losses = _train(config, accelerator, bf16, pm, tokenizer, units, state, out, progress)
     train_seconds = time.perf_counter() - started
     metrics = evaluate(
         pm,
@@ -161,7 +168,7 @@ def fit(
         objective=config.objective,
         max_length=config.max_length,
         batch_size=config.batch_size,
-        accelerator=accelerator,
+        bf16=bf16,
     )
     pairs = sum(len(u.pairs) for u in units)
     result = {
@@ -169,6 +176,7 @@ def fit(
         "objective": config.objective,
         "pmp": config.pmp,
         "device": str(accelerator.device),
+        "mixed_precision": "bf16" if bf16 else "no",
         "train_rankings": len(units),
         "train_pairs": pairs,
         "eval_pairs": metrics["pairs"],
@@ -204,12 +212,20 @@ def _rankings(items: list) -> list[Ranking]:
 
 def _make_accelerator(config: PreferenceConfig) -> Accelerator:
     on_cpu = pick_device(config.device).type == "cpu" or not torch.cuda.is_available()
-    bf16 = not on_cpu and torch.cuda.is_bf16_supported()
-    return Accelerator(
-        cpu=on_cpu,
-        mixed_precision="bf16" if bf16 else "no",  # fp32 on the CPU, where bf16 is slow
-        gradient_accumulation_steps=config.grad_accum_steps,
-    )
+    # Mixed precision is our own autocast (``_autocast``), not accelerate's: its setting lives
+    # in a process-wide singleton, so a second run in one process could not change it.
+    return Accelerator(cpu=on_cpu, gradient_accumulation_steps=config.grad_accum_steps)
+
+
+def _uses_bf16(config: PreferenceConfig, device: torch.device) -> bool:
+    if config.precision == "auto":
+        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return config.precision == "bf16"
+
+
+def _autocast(device: torch.device, bf16: bool):
+    """bf16 autocast over the fp32 master weights, or nothing."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
 def length_grouped_batches(units: list[Unit], batch_size: int, seed: int) -> list[list[int]]:
@@ -227,7 +243,7 @@ def length_grouped_batches(units: list[Unit], batch_size: int, seed: int) -> lis
     return batches
 
 
-def _train(config, accelerator, pm, tokenizer, units, state, out, progress) -> list[float]:
+def _train(config, accelerator, bf16, pm, tokenizer, units, state, out, progress) -> list[float]:
     """The optimisation loop; returns the mean loss of each optimizer step it ran."""
     optimizer = torch.optim.AdamW(
         _param_groups(
@@ -270,7 +286,7 @@ def _train(config, accelerator, pm, tokenizer, units, state, out, progress) -> l
         for chunk in accelerator.prepare_data_loader(loader, device_placement=False):
             with accelerator.accumulate(model):
                 batch = pack_units(chunk, pad=pad).to(accelerator.device)
-                with accelerator.autocast():
+                with _autocast(accelerator.device, bf16):
                     scored = model(batch, chunk)
                 accelerator.backward(scored.loss)
                 if accelerator.sync_gradients and config.max_grad_norm is not None:
@@ -332,7 +348,7 @@ def evaluate(
     max_length: int,
     batch_size: int,
     objective: str = "ranked",
-    accelerator: Accelerator | None = None,
+    bf16: bool = False,
 ) -> dict:
     """Pairwise accuracy (ties count as wrong), loss, score gap, calibration and the length
     baseline on every ordered pair of the held-out rankings; ``objective`` "imitation"
@@ -348,8 +364,7 @@ def evaluate(
     for start in range(0, len(units), batch_size):
         chunk = units[start : start + batch_size]
         batch = pack_units(chunk, pad=pad_id(tokenizer)).to(device)
-        context = accelerator.autocast() if accelerator is not None else _nothing()
-        with context:
+        with _autocast(device, bf16):
             values = (
                 score_batch(pm, batch, chunk, objective=scoring, pmp=False).scores.float().cpu()
             )
@@ -359,14 +374,6 @@ def evaluate(
             at += len(unit.responses)
     pm.train(was_training)
     return {**summarize_pairs(pair_margins(units, scores)), "truncated": truncated}
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _save_checkpoint(accelerator, pm, tokenizer, optimizer, scheduler, out, config, step) -> None:
@@ -414,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda where present")
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision)
     p.add_argument("--threads", type=int, help="torch CPU threads")
     return p
 
@@ -443,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             out=args.out,
             device=args.device,
+            precision=args.precision,
         )
         specs.resolve(config.model)  # a missing model directory fails before any data is read
         train = load_rankings(args.train, args.format, limit=config.max_train)
