@@ -60,6 +60,16 @@ def test_the_pmp_experiment_fine_tunes_from_the_base_and_from_the_pmp_checkpoint
     ]
     assert (out / "pmp" / "preference_config.json").is_file()
     assert (out / "results.png").stat().st_size > 5000
+    # A second run reuses the checkpoint: no pre-training, the same starting accuracy.
+    main(
+        ["pmp", "--pmp-checkpoint", str(out / "pmp"), "--finetune", finetune, "--sizes", "4"]
+        + ["--finetune-format", "rankings", "--model", "tiny-random", "--out", str(tmp_path / "b")]
+        + ["--max-length", "96", "--lr", "1e-3", "--device", "cpu"]
+    )
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again["pmp"]["sources"] == [pretrain]
+    assert again["pmp"]["eval_accuracy"] == results["pmp"]["eval_accuracy"]
+    assert again["rows"] == results["rows"][:2]
 
 
 def test_the_experiments_refuse_a_used_output_folder(tmp_path):

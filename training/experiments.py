@@ -27,11 +27,12 @@ import random
 import sys
 from pathlib import Path
 
+from models_backend.reward import load_preference_model
 from training.cli import Parser, log_to_stderr
 from training.comparisons import Ranking
 from training.loaders import FORMATS, load_rankings
 from training.objectives import OBJECTIVES
-from training.preference import PreferenceConfig, fit, progress_bar
+from training.preference import PreferenceConfig, evaluate, fit, progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -103,27 +104,47 @@ def _row(data: str, model: str, objective: str, result: dict, **extra) -> dict:
     }
 
 
+PMP_DATA_FILE = "pmp_data.json"  # in a PMP checkpoint: the sources it was pre-trained on
+
+
 def pmp(args) -> dict:
     out = Path(args.out)
-    pretrain = [
-        ranking
-        for source in args.pmp_data
-        for ranking in load_rankings(source, args.pmp_format, limit=args.max_pmp)
-    ]
-    finetune = Path(args.finetune).resolve()
-    for source in map(Path, args.pmp_data):
-        if (
-            source.resolve() in (finetune, *finetune.parents)
-            or finetune in source.resolve().parents
-        ):
-            raise ValueError(f"{source}: PMP data must not hold the fine-tuning data")
+    if args.pmp_checkpoint:
+        checkpoint = Path(args.pmp_checkpoint)
+        try:
+            pmp_data = json.loads((checkpoint / PMP_DATA_FILE).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{checkpoint}: not a PMP checkpoint of this command ({exc})") from exc
+    else:
+        checkpoint = out / "pmp"
+        pmp_data = {"sources": [str(s) for s in args.pmp_data], "max_per_source": args.max_pmp}
+    _refuse_overlap(pmp_data["sources"], args.finetune)
     train, held_out = train_and_eval(load_rankings(args.finetune, args.finetune_format), args)
     held_out = held_out[: args.max_eval]
-    checkpoint = out / "pmp"
-    pmp_config = PreferenceConfig(
-        model=args.model, pmp=True, out=str(checkpoint), **_train_settings(args)
-    )
-    pmp_result = fit(pmp_config, pretrain, held_out, progress=progress_bar())
+    if args.pmp_checkpoint:
+        pm, tokenizer = load_preference_model(checkpoint)
+        kept = evaluate(
+            pm, tokenizer, held_out, max_length=args.max_length, batch_size=args.batch_size
+        )
+        pmp_data["eval_accuracy"] = round(kept["accuracy"], 4)
+        del pm
+    else:
+        pretrain = [
+            ranking
+            for source in pmp_data["sources"]
+            for ranking in load_rankings(source, args.pmp_format, limit=args.max_pmp)
+        ]
+        pmp_config = PreferenceConfig(
+            model=args.model, pmp=True, out=str(checkpoint), **_train_settings(args)
+        )
+        pmp_result = fit(pmp_config, pretrain, held_out, progress=progress_bar())
+        pmp_data |= {
+            "rankings": pmp_result["train_rankings"],
+            "pairs": pmp_result["train_pairs"],
+            "train_seconds": pmp_result["train_seconds"],
+        }
+        (checkpoint / PMP_DATA_FILE).write_text(json.dumps(pmp_data, indent=2) + "\n")
+        pmp_data["eval_accuracy"] = round(pmp_result["eval_accuracy"], 4)
     rows = []
     for size in args.sizes:
         subset = train[:size]
@@ -134,17 +155,16 @@ def pmp(args) -> dict:
                 _row("finetune", args.model, "ranked", result, start=start, size=len(subset))
             )
             log.info("%d pairs from %s: accuracy %.3f", len(subset), start, result["eval_accuracy"])
-    return {
-        "experiment": "pmp",
-        "pmp": {  # the PMP checkpoint itself, before any fine-tuning
-            "sources": [str(s) for s in args.pmp_data],
-            "rankings": pmp_result["train_rankings"],
-            "pairs": pmp_result["train_pairs"],
-            "train_seconds": pmp_result["train_seconds"],
-            "eval_accuracy": round(pmp_result["eval_accuracy"], 4),
-        },
-        "rows": rows,
-    }
+    # "pmp": the PMP checkpoint itself, its accuracy on the held-out part before fine-tuning
+    return {"experiment": "pmp", "pmp": {"checkpoint": str(checkpoint), **pmp_data}, "rows": rows}
+
+
+def _refuse_overlap(sources: list[str], finetune: str) -> None:
+    target = Path(finetune).resolve()
+    for source in sources:
+        resolved = Path(source).resolve()
+        if resolved in (target, *target.parents) or target in resolved.parents:
+            raise ValueError(f"{source}: PMP data must not hold the fine-tuning data")
 
 
 def write_results(out: Path, results: dict) -> None:
@@ -219,8 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma-separated subset of {','.join(OBJECTIVES)} (default: all)",
     )
     second = commands.add_parser("pmp", help="fine-tuning accuracy vs size, with and without PMP")
-    second.add_argument(
-        "--pmp-data", required=True, nargs="+", help="comparisons to pre-train on (one or more)"
+    source = second.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pmp-data", nargs="+", help="comparisons to pre-train on (one or more)")
+    source.add_argument(
+        "--pmp-checkpoint", help="reuse the PMP checkpoint (out/pmp) of an earlier pmp run"
     )
     second.add_argument("--pmp-format", choices=FORMATS, default="bigbench")
     second.add_argument("--max-pmp", type=int, help="the first N comparisons of each PMP source")
