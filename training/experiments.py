@@ -202,6 +202,7 @@ def _plot(path: Path, results: dict) -> None:
             baseline = [r["length_baseline"] for r in rows if r["data"] == kind][0]
             ax.axhline(baseline, color="0.6", linestyle=":", label="length baseline")
             ax.set_xticks(range(len(models)), models, rotation=15, fontsize=7)
+            ax.axhline(0.5, color="0.85", linewidth=0.8)  # chance
             ax.set(title=f"{kind} data", ylabel="held-out pairwise accuracy", ylim=(0, 1))
             ax.legend(fontsize=8)
     else:
@@ -214,6 +215,7 @@ def _plot(path: Path, results: dict) -> None:
         )
         ax.axhline(rows[0]["length_baseline"], color="0.6", linestyle=":", label="length baseline")
         ax.set_xscale("log")
+        ax.axhline(0.5, color="0.85", linewidth=0.8)  # chance
         ax.set(xlabel="fine-tuning comparisons", ylabel="held-out pairwise accuracy", ylim=(0, 1))
         ax.legend(fontsize=8)
     fig.tight_layout()
