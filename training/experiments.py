@@ -215,6 +215,9 @@ def _plot(path: Path, results: dict) -> None:
         )
         ax.axhline(rows[0]["length_baseline"], color="0.6", linestyle=":", label="length baseline")
         ax.set_xscale("log")
+        sizes = sorted({r["size"] for r in rows})
+        ax.set_xticks(sizes, [str(size) for size in sizes])
+        ax.minorticks_off()
         ax.axhline(0.5, color="0.85", linewidth=0.8)  # chance
         ax.set(xlabel="fine-tuning comparisons", ylabel="held-out pairwise accuracy", ylim=(0, 1))
         ax.legend(fontsize=8)
