@@ -108,7 +108,6 @@ PMP_DATA_FILE = "pmp_data.json"  # in a PMP checkpoint: the sources it was pre-t
 
 
 def pmp(args) -> dict:
-    out = Path(args.out)
     if args.pmp_checkpoint:
         checkpoint = Path(args.pmp_checkpoint)
         try:
@@ -116,35 +115,15 @@ def pmp(args) -> dict:
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"{checkpoint}: not a PMP checkpoint of this command ({exc})") from exc
     else:
-        checkpoint = out / "pmp"
+        checkpoint = Path(args.out) / "pmp"
         pmp_data = {"sources": [str(s) for s in args.pmp_data], "max_per_source": args.max_pmp}
     _refuse_overlap(pmp_data["sources"], args.finetune)
     train, held_out = train_and_eval(load_rankings(args.finetune, args.finetune_format), args)
     held_out = held_out[: args.max_eval]
     if args.pmp_checkpoint:
-        pm, tokenizer = load_preference_model(checkpoint)
-        kept = evaluate(
-            pm, tokenizer, held_out, max_length=args.max_length, batch_size=args.batch_size
-        )
-        pmp_data["eval_accuracy"] = round(kept["accuracy"], 4)
-        del pm
+        accuracy = _checkpoint_accuracy(checkpoint, held_out, args)
     else:
-        pretrain = [
-            ranking
-            for source in pmp_data["sources"]
-            for ranking in load_rankings(source, args.pmp_format, limit=args.max_pmp)
-        ]
-        pmp_config = PreferenceConfig(
-            model=args.model, pmp=True, out=str(checkpoint), **_train_settings(args)
-        )
-        pmp_result = fit(pmp_config, pretrain, held_out, progress=progress_bar())
-        pmp_data |= {
-            "rankings": pmp_result["train_rankings"],
-            "pairs": pmp_result["train_pairs"],
-            "train_seconds": pmp_result["train_seconds"],
-        }
-        (checkpoint / PMP_DATA_FILE).write_text(json.dumps(pmp_data, indent=2) + "\n")
-        pmp_data["eval_accuracy"] = round(pmp_result["eval_accuracy"], 4)
+        accuracy = _pretrain(checkpoint, pmp_data, held_out, args)
     rows = []
     for size in args.sizes:
         subset = train[:size]
@@ -156,7 +135,37 @@ def pmp(args) -> dict:
             )
             log.info("%d pairs from %s: accuracy %.3f", len(subset), start, result["eval_accuracy"])
     # "pmp": the PMP checkpoint itself, its accuracy on the held-out part before fine-tuning
-    return {"experiment": "pmp", "pmp": {"checkpoint": str(checkpoint), **pmp_data}, "rows": rows}
+    pmp_summary = {"checkpoint": str(checkpoint), **pmp_data, "eval_accuracy": round(accuracy, 4)}
+    return {"experiment": "pmp", "pmp": pmp_summary, "rows": rows}
+
+
+def _pretrain(checkpoint: Path, pmp_data: dict, held_out: list, args) -> float:
+    """Binarized PMP on ``pmp_data``'s sources into ``checkpoint`` (which then also holds
+    ``pmp_data``, completed with the counts); returns its held-out accuracy."""
+    pretrain = [
+        ranking
+        for source in pmp_data["sources"]
+        for ranking in load_rankings(source, args.pmp_format, limit=args.max_pmp)
+    ]
+    config = PreferenceConfig(
+        model=args.model, pmp=True, out=str(checkpoint), **_train_settings(args)
+    )
+    result = fit(config, pretrain, held_out, progress=progress_bar())
+    pmp_data |= {
+        "rankings": result["train_rankings"],
+        "pairs": result["train_pairs"],
+        "train_seconds": result["train_seconds"],
+    }
+    (checkpoint / PMP_DATA_FILE).write_text(json.dumps(pmp_data, indent=2) + "\n")
+    return result["eval_accuracy"]
+
+
+def _checkpoint_accuracy(checkpoint: Path, held_out: list, args) -> float:
+    pm, tokenizer = load_preference_model(checkpoint)
+    metrics = evaluate(
+        pm, tokenizer, held_out, max_length=args.max_length, batch_size=args.batch_size
+    )
+    return metrics["accuracy"]
 
 
 def _refuse_overlap(sources: list[str], finetune: str) -> None:
