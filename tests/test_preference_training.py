@@ -15,7 +15,15 @@ import pytest
 import torch
 from accelerate.utils import set_seed
 
-from models_backend.dialogue import Message, Pair, format_pair, prompt_transcript
+from models_backend.dialogue import (
+    DIVERGED_EARLY,
+    REGULAR,
+    REPEATED_ROLE,
+    Message,
+    Pair,
+    format_pair,
+    prompt_transcript,
+)
 from models_backend.reward import (
     CONFIG_FILE,
     EOC_TOKEN,
@@ -23,6 +31,7 @@ from models_backend.reward import (
     preference_model_from_spec,
     score_responses,
 )
+from tests.public_data import harmless_base
 from training.data import (
     DataError,
     EncodedPair,
@@ -31,7 +40,7 @@ from training.data import (
     encode_pairs,
     read_hh_rlhf,
 )
-from training.preference import PreferenceConfig, evaluate, fit, main
+from training.preference import PreferenceConfig, evaluate, fit, load_data, main
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GOOD = {
@@ -97,10 +106,10 @@ def test_read_hh_rlhf_splits_rows_skips_blank_lines_and_stops_at_the_limit(tmp_p
         (json.dumps(["not", "an", "object"]), "expected a JSON object"),
         (
             json.dumps({"chosen": GOOD["chosen"], "rejected": "\n\nHuman: Bye\n\nAssistant: Go."}),
-            "differ before",
+            "share no message",
         ),
     ],
-    ids=["bad-json", "missing-field", "non-string", "not-an-object", "mismatched-contexts"],
+    ids=["bad-json", "missing-field", "non-string", "not-an-object", "sharing-nothing"],
 )
 def test_a_bad_line_raises_a_data_error_naming_its_line_number_and_reason(
     tmp_path, bad_line, reason
@@ -356,3 +365,57 @@ def test_the_cli_rejects_bad_input_with_one_line_and_status_2(tmp_path, capsys, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("python -m training.preference: error:")
     assert not (tmp_path / "pm").exists()
+
+
+# A diverged row (chosen ends with two Assistant messages) and a repeated-role one.
+_REPEATED = "\n\nHuman: Hi\n\nAssistant: Hm.\n\nAssistant: Yes?\n\nHuman: Q\n\nAssistant:"
+IRREGULAR = [
+    {
+        "chosen": "\n\nHuman: Hi\n\nAssistant: Hello.\n\nAssistant: Anything else?",
+        "rejected": "\n\nHuman: Hi\n\nAssistant: Go.",
+    },
+    {"chosen": f"{_REPEATED} A", "rejected": f"{_REPEATED} B"},
+]
+
+
+def run_main(capsys, *args: str) -> dict:
+    """``main`` in-process (a subprocess would spend seconds importing torch): its last line."""
+    assert main([*args, "--model", "tiny-random", "--max-length", "64", "--device", "cpu"]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_without_eval_the_cli_holds_out_every_tenth_row_and_counts_row_kinds_over_the_file(
+    tmp_path, capsys
+):
+    rows = [format_pair(p) for p in synthetic_pairs(18, seed=1)] + IRREGULAR
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    result = run_main(capsys, "--train", str(train), "--max-train", "6", "--batch-size", "6")
+    assert result["train_pairs"] == 6 and result["eval_pairs"] == 2  # rows 10 and 20 held out
+    assert result["row_kinds"] == {REGULAR: 18, DIVERGED_EARLY: 1, REPEATED_ROLE: 1}
+
+
+def test_the_cli_trains_on_the_public_harmless_file_and_reports_its_six_irregular_rows(capsys):
+    result = run_main(
+        capsys,
+        *("--format", "hh-rlhf", "--train", str(harmless_base()), "--batch-size", "8"),
+        *("--max-train", "16", "--max-eval", "8"),
+    )
+    assert result["train_pairs"] == 16 and result["eval_pairs"] == 8 and result["steps"] == 2
+    assert result["row_kinds"] == {REGULAR: 1806, DIVERGED_EARLY: 3, REPEATED_ROLE: 3}
+
+
+def test_with_eval_the_training_limit_applies_but_row_kinds_still_cover_the_whole_file(tmp_path):
+    rows = [GOOD, *IRREGULAR, GOOD]
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    config = PreferenceConfig(model="tiny-random", max_train=1)
+    loaded, held_out, kinds = load_data(train, train, fmt="hh-rlhf", config=config)
+    assert len(loaded) == 1 and len(held_out) == 4
+    assert kinds == {REGULAR: 2, DIVERGED_EARLY: 1, REPEATED_ROLE: 1}
+
+
+def test_formats_without_row_kinds_report_none(tmp_path):
+    rows = [{"prompt": "hi", "chosen": "hello", "rejected": "go"}] * 3
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    config = PreferenceConfig(model="tiny-random")
+    loaded, held_out, kinds = load_data(train, None, fmt="preference", config=config)
+    assert (len(loaded), len(held_out), kinds) == (2, 1, None)

@@ -1,5 +1,10 @@
 """Comparison data for the preference model: read hh-rlhf JSONL, encode pairs, collate batches.
 
+hh-rlhf rows are read one at a time (``iter_hh_rlhf``; ``read_hh_rlhf`` is its list), so a
+160,000-row file can be imported in bounded memory. Irregular public rows (DESIGN §3) are pairs
+like any other, their kind in ``Pair.kind`` (``row_kinds`` counts them); a malformed line
+fails with ``path:line`` and the reason.
+
 Encoding is ``models_backend.reward.encode_responses`` (shared with best-of-n scoring, so
 a PM is served the way it was trained): context and ``" " + reply`` tokenised separately
 and concatenated, the end-of-context id last, over-long contexts cut from the left and
@@ -9,11 +14,12 @@ counted, never dropped.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
 
-from models_backend.dialogue import Pair, split_pair
+from models_backend.dialogue import ROW_KINDS, Pair, split_pair
 from models_backend.reward import encode_responses, pad_right
 
 FIELDS = ("chosen", "rejected")
@@ -59,9 +65,24 @@ def _json_object(raw: bytes, where: str) -> dict:
     return row
 
 
+def iter_hh_rlhf(path, *, limit: int | None = None) -> Iterator[Pair]:
+    """Yield the pair of each hh-rlhf row (``{"chosen": str, "rejected": str}`` per line), one
+    at a time, at most ``limit``; blank lines skipped, a bad line raises ``DataError``."""
+    for row, where in jsonl_rows(path, limit):
+        yield _pair(row, where)
+
+
 def read_hh_rlhf(path, *, limit: int | None = None) -> list[Pair]:
-    """Read hh-rlhf rows (``{"chosen": str, "rejected": str}`` per line); blank lines skipped."""
-    return [_pair(row, where) for row, where in jsonl_rows(path, limit)]
+    """All pairs of an hh-rlhf file (at most ``limit``): ``iter_hh_rlhf`` as a list."""
+    return list(iter_hh_rlhf(path, limit=limit))
+
+
+def row_kinds(pairs: Iterable[Pair]) -> dict[str, int]:
+    """How many pairs of each kind (``models_backend.dialogue.ROW_KINDS``, all keys present)."""
+    counts = dict.fromkeys(ROW_KINDS, 0)
+    for pair in pairs:
+        counts[pair.kind] += 1
+    return counts
 
 
 def _pair(row: dict, where: str) -> Pair:

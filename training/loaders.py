@@ -2,30 +2,35 @@
 
 Formats (``FORMATS``):
 
-- ``hh-rlhf``: ``{"chosen": str, "rejected": str}`` transcripts (``training.data``);
+- ``hh-rlhf``: ``{"chosen": str, "rejected": str}`` transcripts (``training.data``), read
+  one row at a time; irregular public rows are comparisons too, and ``hh_rlhf_rankings``
+  also counts the rows of each kind (a ``Ranking`` does not carry it);
 - ``preference``: ``{"prompt", "chosen", "rejected"}``, each a string or a list of chat
   messages ``{"role": "user" | "assistant", "content": str}``; without ``prompt`` the
   messages that ``chosen`` and ``rejected`` share are the prompt (the "implicit prompt"
   form); a response given as messages is its final assistant message;
-- ``rankings``: ``{"context": str | messages, "responses": [str, …]}``, best first, K ≥ 2;
+- ``rankings``: ``{"context": str | messages, "responses": [str, …]}``, best first, K ≥ 2,
+  with optional ``"scores"`` (non-increasing; equal scores are tied, never compared);
 - ``bigbench``: a BIG-bench JSON task file or folder (``examples[*].input`` and
   ``target_scores``): the choices ordered by score, best first; equal scores are tied
   (a multiple-choice item is "correct > each wrong one"; graded scores give a real order);
   ``hhh_alignment`` is refused, it is evaluation data;
-- ``lab``: the lab's own export (``manage.py export_preferences --format lab``).
+- ``lab``: the lab's own export (``manage.py export_preferences --format lab``): each
+  judgment's answer mapped to preferred-first by its question (``training.lab_format``).
 
-A string context is one human message. Lines are validated as they are read; any bad
-line raises ``DataError`` naming ``path:line`` (or the task file and example), so a data
-set never shrinks silently.
+A string context is one human message. A context is non-empty, starts and ends with a
+user message, and keeps runs of same-role messages as they are (public data has them).
+Lines are validated as they are read; any bad line raises ``DataError`` naming
+``path:line`` (or the task file and example), so a data set never shrinks silently.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from models_backend.dialogue import ASSISTANT, HUMAN, Message
+from models_backend.dialogue import ASSISTANT, HUMAN, Message, Pair
 from training.comparisons import Ranking
-from training.data import DataError, jsonl_rows, read_hh_rlhf
+from training.data import DataError, iter_hh_rlhf, jsonl_rows, row_kinds
 
 FORMATS = ("hh-rlhf", "preference", "rankings", "bigbench", "lab")
 EVALUATION_ONLY = "hhh_alignment"  # BIG-bench folder never used for training
@@ -37,12 +42,29 @@ def load_rankings(path, fmt: str, *, limit: int | None = None) -> list[Ranking]:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     if fmt == "hh-rlhf":
-        pairs = read_hh_rlhf(path, limit=limit)
-        return [Ranking(p.context, (p.chosen, p.rejected), f"{path}") for p in pairs]
+        return [_hh_ranking(pair, path) for pair in iter_hh_rlhf(path, limit=limit)]
     if fmt == "bigbench":
         return _bigbench(path, limit)
     parse = {"preference": _preference, "rankings": _rankings, "lab": _lab}[fmt]
     return [parse(row, where) for row, where in jsonl_rows(path, limit)]
+
+
+def hh_rlhf_rankings(path, *, limit: int | None = None) -> tuple[list[Ranking], dict[str, int]]:
+    """The first ``limit`` rankings of an hh-rlhf file and its ``row_kinds`` over ALL rows:
+    the file is read to its end, one row at a time, every line validated."""
+    if limit is not None and limit < 0:
+        raise ValueError("limit must be >= 0")
+    rankings: list[Ranking] = []
+    kinds = row_kinds(())  # every kind, at 0
+    for pair in iter_hh_rlhf(path):
+        kinds[pair.kind] += 1
+        if limit is None or len(rankings) < limit:
+            rankings.append(_hh_ranking(pair, path))
+    return rankings, kinds
+
+
+def _hh_ranking(pair: Pair, path) -> Ranking:
+    return Ranking(tuple(pair.context), (pair.chosen, pair.rejected), f"{path}")
 
 
 def _text(value, where: str, field: str) -> str:
@@ -69,9 +91,9 @@ def _messages(value, where: str, field: str) -> list[Message]:
 
 
 def _context(messages: list[Message], where: str) -> tuple[Message, ...]:
-    for i, message in enumerate(messages):
-        if message.role != (HUMAN if i % 2 == 0 else ASSISTANT):
-            raise DataError(f"{where}: the context must alternate user and assistant, user first")
+    """Runs of same-role messages are kept: public data has them (DESIGN §3)."""
+    if not messages or messages[0].role != HUMAN:
+        raise DataError(f"{where}: the context must be non-empty, user first")
     if messages[-1].role != HUMAN:
         raise DataError(f"{where}: the context must end with a user message")
     return tuple(messages)
@@ -115,16 +137,24 @@ def _rankings(row: dict, where: str) -> Ranking:
     if not isinstance(responses, list) or len(responses) < 2:
         raise DataError(f"{where}: 'responses' must list at least two responses, best first")
     texts = tuple(_text(r, where, f"responses[{i}]") for i, r in enumerate(responses))
-    return Ranking(_context(_messages(row["context"], where, "context"), where), texts, where)
+    context = _context(_messages(row["context"], where, "context"), where)
+    scores = row.get("scores")
+    if scores is not None:
+        if not isinstance(scores, list) or not all(
+            isinstance(x, int | float) and not isinstance(x, bool) for x in scores
+        ):
+            raise DataError(f"{where}: 'scores' must be a list of numbers, one per response")
+        scores = tuple(float(x) for x in scores)
+    try:
+        return Ranking(context, texts, where, scores=scores)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
 
 
 def _lab(row: dict, where: str) -> Ranking:
-    for field in ("context", "chosen", "rejected"):
-        if field not in row:
-            raise DataError(f"{where}: missing field {field!r}")
-    context = _messages(row["context"], where, "context")
-    replies = (_text(row["chosen"], where, "chosen"), _text(row["rejected"], where, "rejected"))
-    return Ranking(_context(context, where), replies, where)
+    from training.lab_format import parse_lab_row
+
+    return parse_lab_row(row, where).ranking()
 
 
 def _bigbench(path, limit: int | None) -> list[Ranking]:

@@ -1,14 +1,16 @@
-"""Small, pure helpers on lists of preference pairs."""
+"""Small, pure helpers on lists of comparisons (``Pair`` or ``Ranking`` objects)."""
 
 from __future__ import annotations
 
-from models_backend.dialogue import Pair
+from typing import TypeVar
+
+T = TypeVar("T")  # a Pair or a Ranking
 
 
-def split_holdout(pairs: list[Pair], *, every: int = 10) -> tuple[list[Pair], list[Pair]]:
-    """Deterministic split: every ``every``-th pair is held out for evaluation.
+def split_holdout(pairs: list[T], *, every: int = 10) -> tuple[list[T], list[T]]:
+    """Deterministic split: every ``every``-th item is held out for evaluation.
 
-    With fewer than ``every`` pairs the last one is held out, so both sides are non-empty.
+    With fewer than ``every`` items the last one is held out, so both sides are non-empty.
     """
     if len(pairs) < 2:
         raise ValueError(f"need at least 2 comparisons to train and evaluate, have {len(pairs)}")

@@ -9,13 +9,17 @@ precision) or many (``accelerate launch -m training.preference …``).
 
     python -m training.preference --train train.jsonl --eval test.jsonl \\
         --model smollm2-135m-instruct --out var/runs/pm-1 [--objective ranked|binary|imitation]
+    python -m training.preference --train harmless-base.jsonl …   # holds out every 10th row
     python -m training.preference --format bigbench --train DIR … --pmp        # pre-training
     python -m training.preference --init-from var/runs/pmp … --train small.jsonl  # fine-tune
 
 Evaluation reports pairwise accuracy, the score gap, calibration (ECE; a reliability
 diagram PNG in ``--out``) and, beside every accuracy, the length baseline ("the longer
-response wins"). The last stdout line is one JSON object with the results; progress and
-logs go to stderr.
+response wins"). Without ``--eval``, every 10th comparison of ``--train`` is held out
+(``training.pairs.split_holdout``) before ``--max-train`` / ``--max-eval`` apply. The last
+stdout line is one JSON object with the results, for hh-rlhf data with ``row_kinds``: the
+rows of each kind (regular, diverged_early, repeated_role) in the WHOLE ``--train`` file,
+whatever ``--max-train`` uses; progress and logs go to stderr.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from training import checkpoints
 from training.cli import Parser, at_least, check_device, check_optimizer, log_to_stderr
 from training.comparisons import Ranking, from_pairs
 from training.data import DataError
-from training.loaders import FORMATS, load_rankings
+from training.loaders import FORMATS, hh_rlhf_rankings, load_rankings
 from training.objectives import (
     OBJECTIVES,
     PackedScorer,
@@ -61,6 +65,7 @@ from training.objectives import (
     pair_margins,
     score_batch,
 )
+from training.pairs import split_holdout
 from training.pm_metrics import plot_reliability, summarize_pairs
 
 log = logging.getLogger(__name__)
@@ -70,6 +75,7 @@ RUN_FILE = "training.json"  # the full config (and the results, once finished) o
 RELIABILITY_PNG = "reliability.png"
 PRECISIONS = ("auto", "fp32", "bf16")
 _LENGTH_GROUP = 64  # batches per length-sorted group: similar sizes, little padding
+HOLDOUT_EVERY = 10  # without --eval, every 10th comparison of --train is held out
 
 
 @dataclass
@@ -401,7 +407,11 @@ def build_parser() -> argparse.ArgumentParser:
     d = PreferenceConfig
     p = Parser(prog="python -m training.preference", description=__doc__.split("\n")[0])
     p.add_argument("--train", required=True, help="training comparisons (file or BIG-bench folder)")
-    p.add_argument("--eval", required=True, help="held-out comparisons, same format")
+    p.add_argument(
+        "--eval",
+        help=f"held-out comparisons, same format; without it every {HOLDOUT_EVERY}th comparison "
+        "of --train is held out (deterministic) and not trained on",
+    )
     p.add_argument("--format", choices=FORMATS, default="hh-rlhf", help="data format of both")
     start = p.add_mutually_exclusive_group()
     start.add_argument("--model", default=d.model, help="model spec or saved PM directory")
@@ -454,10 +464,7 @@ def main(argv: list[str] | None = None) -> int:
             precision=args.precision,
         )
         specs.resolve(config.model)  # a missing model directory fails before any data is read
-        train = load_rankings(args.train, args.format, limit=config.max_train)
-        held_out = load_rankings(args.eval, args.format, limit=config.max_eval)
-        if not train or not held_out:
-            raise DataError(f"{args.train if not train else args.eval}: no comparisons")
+        train, held_out, kinds = load_data(args.train, args.eval, fmt=args.format, config=config)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:  # DataError is a ValueError
         parser.error(str(exc))
     if args.threads:
@@ -466,9 +473,34 @@ def main(argv: list[str] | None = None) -> int:
         result = fit(config, train, held_out, progress=progress_bar(), resume=args.resume)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         parser.error(str(exc))
+    if kinds is not None:
+        result["row_kinds"] = kinds
     if PartialState().is_main_process:  # under DDP every process finishes with the same result
         sys.stdout.write(json.dumps(result) + "\n")
     return 0
+
+
+def load_data(
+    train_path, eval_path, *, fmt: str, config: PreferenceConfig
+) -> tuple[list[Ranking], list[Ranking], dict[str, int] | None]:
+    """Training and held-out rankings, and for hh-rlhf the ``row_kinds`` of the whole training
+    file (None for other formats). Without ``eval_path`` every ``HOLDOUT_EVERY``-th
+    comparison of the whole training file is held out; ``fit`` then applies the limits."""
+    limit = config.max_train if eval_path is not None else None
+    if fmt == "hh-rlhf":
+        train, kinds = hh_rlhf_rankings(train_path, limit=limit)
+    else:
+        train, kinds = load_rankings(train_path, fmt, limit=limit), None
+    if not train:
+        raise DataError(f"{train_path}: no comparisons")
+    if eval_path is None:
+        train, held_out = split_holdout(train, every=HOLDOUT_EVERY)
+        log.info("no --eval: %d comparisons of %s held out", len(held_out), train_path)
+    else:
+        held_out = load_rankings(eval_path, fmt, limit=config.max_eval)
+        if not held_out:
+            raise DataError(f"{eval_path}: no comparisons")
+    return train, held_out, kinds
 
 
 def progress_bar() -> Progress:
