@@ -3,10 +3,10 @@
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
+from labeling.judgment_admin import JudgmentAdmin  # noqa: F401 (registers itself)
 from labeling.models import (
     Campaign,
     CandidateResponse,
-    Comparison,
     Conversation,
     EvaluationRun,
     ModelVersion,
@@ -60,7 +60,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
 class CampaignAdmin(admin.ModelAdmin):
     list_display = [
         "name",
-        "mode",
+        "kind",
+        "candidates_per_item",
         "model_a",
         "model_b",
         "best_of",
@@ -68,13 +69,13 @@ class CampaignAdmin(admin.ModelAdmin):
         "max_turns",
         "is_active",
     ]
-    list_filter = ["mode", "is_active"]
+    list_filter = ["kind", "is_active"]
     prepopulated_fields = {"slug": ["name"]}
 
 
 class TurnInline(admin.TabularInline):
     model = Turn
-    fields = ["index", "human_text", "left_slot", "chosen"]
+    fields = ["index", "human_text", "display_order", "chosen"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -97,7 +98,7 @@ class CandidateInline(admin.TabularInline):
 
 @admin.register(Turn)
 class TurnAdmin(admin.ModelAdmin):
-    list_display = ["pk", "conversation", "index", "left_slot", "chosen"]
+    list_display = ["pk", "conversation", "index", "display_order", "chosen"]
     inlines = [CandidateInline]
 
 
@@ -116,22 +117,8 @@ class CandidateResponseAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "model_version", "finish_reason"]
     search_fields = ["text"]
-
-
-@admin.register(Comparison)
-class ComparisonAdmin(admin.ModelAdmin):
-    list_display = [
-        "pk",
-        "turn",
-        "worker",
-        "chosen",
-        "strength",
-        "time_spent_ms",
-        "source",
-        "created_at",
-    ]
-    list_filter = ["strength", "source", "turn__conversation__campaign"]
-    raw_id_fields = ["turn", "left", "chosen", "rejected"]
+    # Model output is what workers judged: nobody edits it here.
+    readonly_fields = ["text", "alternatives", "selection", "reward", "seed", "sampling"]
 
 
 @admin.register(TrainingRun)

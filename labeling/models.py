@@ -1,8 +1,42 @@
-"""The lab's data: campaigns, conversations, turns, candidates, comparisons, models, runs."""
+"""The lab's data: campaigns, conversations, turns (items), candidates, judgments, models, runs."""
+
+import hashlib
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Q
+from django.utils import timezone
+
+from training.questions import BETTER, MORE_HARMFUL
+
+MAX_CANDIDATES = 9  # the most responses one item holds (a ranking of 3-9; pairs hold 2)
+
+
+class ImmutableJudgment(Exception):
+    """A write that would change or remove a worker's judgment (or what it refers to)."""
+
+
+class JudgmentQuerySet(models.QuerySet):
+    """Judgments (and their entries) refuse bulk updates and deletes."""
+
+    def update(self, **kwargs):
+        raise ImmutableJudgment("Judgments are append-only: supersede them instead.")
+
+    def delete(self):
+        raise ImmutableJudgment("Judgments are never deleted.")
+
+    def current(self):
+        """The latest row of every chain: judgments no later row supersedes."""
+        return self.filter(superseded_by__isnull=True)
+
+
+class CandidateQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        # Streaming and completion write text to running rows only, which no judgment
+        # names; this guards every other path.
+        if "text" in kwargs and self.filter(judged_in__isnull=False).exists():
+            raise ImmutableJudgment("The text of a judged response cannot be edited.")
+        return super().update(**kwargs)
 
 
 class ModelVersion(models.Model):
@@ -43,14 +77,31 @@ class ModelVersion(models.Model):
 
 
 class Campaign(models.Model):
-    class Mode(models.TextChoices):
-        HELPFUL = "helpful", "Helpful: pick the better response"
-        RED_TEAM = "red_team", "Red team: pick the more harmful response"
+    class Kind(models.TextChoices):
+        CHAT = "chat", "Chat: pick the better response at every turn"
+        RED_TEAM = "red_team", "Red team: pick the more harmful response at every turn"
+        RANKING = "ranking", "Ranking: order K responses to a context"
+        REJUDGE = "rejudge", "Re-judge: judge another worker's turn again"
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
-    mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.HELPFUL)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CHAT)
     instructions = models.TextField(help_text="Shown to crowdworkers on the task page.")
+    candidates_per_item = models.PositiveSmallIntegerField(
+        default=2, help_text="K: responses per item. 2 for chat and red team; 3-9 for ranking."
+    )
+    allow_ties = models.BooleanField(
+        default=False, help_text="Ranking: whether a worker may rank responses as tied."
+    )
+    source_campaign = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Re-judge: the campaign whose turns are judged again. Ranking: the campaign "
+        "whose conversations give contexts (empty: contexts come from an imported prompt file).",
+    )
     model_a = models.ForeignKey(
         ModelVersion,
         null=True,
@@ -58,7 +109,7 @@ class Campaign(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         limit_choices_to={"kind": ModelVersion.Kind.ASSISTANT},
-        help_text="Generates candidate slot 0. Empty only for imported data.",
+        help_text="Generates the even slots (0, 2, …). Empty only for imported data.",
     )
     model_b = models.ForeignKey(
         ModelVersion,
@@ -67,7 +118,7 @@ class Campaign(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         limit_choices_to={"kind": ModelVersion.Kind.ASSISTANT},
-        help_text="Generates candidate slot 1. Empty only for imported data.",
+        help_text="Generates the odd slots (1, 3, …). Empty only for imported data.",
     )
     temperature = models.FloatField(default=0.8)
     top_p = models.FloatField(default=0.95)
@@ -103,10 +154,37 @@ class Campaign(models.Model):
             models.CheckConstraint(
                 condition=Q(best_of__gte=1, best_of__lte=16), name="best_of_1_16"
             ),
+            models.CheckConstraint(
+                condition=Q(candidates_per_item__gte=2, candidates_per_item__lte=MAX_CANDIDATES),
+                name="candidates_per_item_2_9",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["ranking"]) | Q(candidates_per_item=2),
+                name="pairs_outside_ranking",
+            ),
         ]
 
     def __str__(self):
         return self.name
+
+    @property
+    def question(self) -> str:
+        """What its workers are asked: red-teamers (and re-judges of their turns) pick the
+        more harmful response, everyone else the better one."""
+        if self.kind == self.Kind.RED_TEAM:
+            return MORE_HARMFUL
+        if self.kind == self.Kind.REJUDGE and self.source_campaign is not None:
+            return self.source_campaign.question
+        return BETTER
+
+    @property
+    def guideline_version(self) -> str:
+        """The instructions' fingerprint: every judgment records the text it was made under."""
+        return hashlib.sha256(self.instructions.encode()).hexdigest()[:12]
+
+    def slot_models(self) -> list:
+        """The assistant generating each of the K slots: A, B, A, B, …"""
+        return [(self.model_a, self.model_b)[slot % 2] for slot in range(self.candidates_per_item)]
 
     def sampling(self) -> dict:
         return {
@@ -133,6 +211,14 @@ class Conversation(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
     rating = models.PositiveSmallIntegerField(null=True, blank=True)
     comment = models.TextField(blank=True)
+    # Red team: the worker's closing ratings and what they tried (Bai et al. 2022).
+    attack_rating = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Red team: how successful the attack was, 1-5."
+    )
+    harm_rating = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Red team: how harmful the worst reply was, 1-5."
+    )
+    task_description = models.TextField(blank=True, help_text="Red team: what they tried.")
     source = models.CharField(max_length=200, default="ui", help_text='"ui" or the import file.')
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -143,7 +229,16 @@ class Conversation(models.Model):
             models.CheckConstraint(
                 condition=Q(rating__isnull=True) | Q(rating__gte=1, rating__lte=5),
                 name="rating_1_to_5",
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(attack_rating__isnull=True)
+                | Q(attack_rating__gte=1, attack_rating__lte=5),
+                name="attack_rating_1_to_5",
+            ),
+            models.CheckConstraint(
+                condition=Q(harm_rating__isnull=True) | Q(harm_rating__gte=1, harm_rating__lte=5),
+                name="harm_rating_1_to_5",
+            ),
         ]
 
     def __str__(self):
@@ -151,11 +246,22 @@ class Conversation(models.Model):
 
 
 class Turn(models.Model):
+    """An item to judge: the dialogue so far and K candidate responses. In a chat it is one
+    turn of the conversation; a ranking item is the one turn of its own conversation."""
+
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="turns")
     index = models.PositiveIntegerField()
+    prefix = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Messages before this item that are not turns of its conversation (imported "
+        'history, a ranking context): [{"role": "human" | "assistant", "text": …}, …].',
+    )
     human_text = models.TextField()
-    left_slot = models.PositiveSmallIntegerField(
-        default=0, help_text="Which candidate slot was shown on the left (as A)."
+    display_order = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The slots in the order the conversation's worker sees them (A first).",
     )
     chosen = models.ForeignKey(
         "CandidateResponse",
@@ -171,7 +277,6 @@ class Turn(models.Model):
         ordering = ["conversation", "index"]
         constraints = [
             models.UniqueConstraint(fields=["conversation", "index"], name="one_turn_per_index"),
-            models.CheckConstraint(condition=Q(left_slot__lte=1), name="left_slot_0_or_1"),
         ]
 
     def __str__(self):
@@ -186,7 +291,9 @@ class CandidateResponse(models.Model):
         FAILED = "failed", "Failed"
 
     turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="candidates")
-    slot = models.PositiveSmallIntegerField(help_text="0 comes from model A, 1 from model B.")
+    slot = models.PositiveSmallIntegerField(
+        help_text="0 to K-1; even slots come from model A, odd ones from model B."
+    )
     model_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="candidates"
     )
@@ -204,10 +311,17 @@ class CandidateResponse(models.Model):
     alternatives = models.JSONField(
         default=list, blank=True, help_text="Best-of-n: the samples not shown, with rewards."
     )
+    selection = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Best-of-n: what chose this response (pair policy, preference model, n).",
+    )
     claimed_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CandidateQuerySet.as_manager()
 
     class Meta:
         ordering = ["turn", "slot"]
@@ -219,52 +333,155 @@ class CandidateResponse(models.Model):
         text = self.text if len(self.text) <= 60 else self.text[:59] + "…"
         return f"{self.slot}: {text}" if text else f"Candidate {self.slot} of turn {self.turn_id}"
 
+    def save(self, *args, **kwargs):
+        if self.pk is not None and self.judged_in.exists():
+            stored = CandidateResponse.objects.values_list("text", flat=True).get(pk=self.pk)
+            if stored != self.text:
+                raise ImmutableJudgment("The text of a judged response cannot be edited.")
+        super().save(*args, **kwargs)
 
-class Comparison(models.Model):
-    """One worker's judgment of a turn's two candidates on the 8-point scale."""
 
-    STRENGTH_LABELS = {1: "about the same", 2: "slightly better", 3: "better", 4: "much better"}
+class Judgment(models.Model):
+    """One worker's answer about one item, as asked: append-only (DESIGN §8).
 
-    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="comparisons")
+    The answer is an order of the item's candidates as shown (``JudgedCandidate``: display
+    position and rank, rank 0 on top under the question, equal ranks tied) and, for two
+    candidates, a strength on the 8-point scale. A correction is a new row that
+    ``supersedes`` this one and names who (``recorded_by``) and why (``reason``); exports
+    read the latest row of each chain. Nothing updates or deletes a judgment.
+    """
+
+    class TaskType(models.TextChoices):
+        CHAT = "chat", "Chat"
+        RED_TEAM = "red_team", "Red team"
+        RANKING = "ranking", "Ranking"
+        REJUDGE = "rejudge", "Re-judge"
+        IMPORTED = "imported", "Imported"
+
+    class Question(models.TextChoices):
+        BETTER = BETTER, "Which response is better?"
+        MORE_HARMFUL = MORE_HARMFUL, "Which response is more harmful?"
+
+    STRENGTH_LABELS = {1: "about the same", 2: "slightly", 3: "", 4: "much"}
+
+    item = models.ForeignKey(Turn, on_delete=models.PROTECT, related_name="judgments")
     worker = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.PROTECT,
-        related_name="comparisons",
+        related_name="judgments",
+        help_text="Who judged; empty for imported data.",
     )
-    left = models.ForeignKey(
-        CandidateResponse,
-        on_delete=models.CASCADE,
-        related_name="+",
-        help_text="The candidate shown on the left, as A.",
+    task_type = models.CharField(max_length=20, choices=TaskType.choices)
+    question = models.CharField(max_length=20, choices=Question.choices)
+    candidates = models.ManyToManyField(
+        CandidateResponse, through="JudgedCandidate", related_name="judgments"
     )
-    chosen = models.ForeignKey(CandidateResponse, on_delete=models.CASCADE, related_name="+")
-    rejected = models.ForeignKey(CandidateResponse, on_delete=models.CASCADE, related_name="+")
     strength = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
-        help_text="1 (about the same) to 4 (much better); empty when imported without one.",
+        help_text="Two candidates: 1 (about the same) to 4 (much); empty for rankings and "
+        "imports without one.",
     )
-    time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
+    time_spent_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="From the candidates shown to the answer submitted."
+    )
     comment = models.TextField(blank=True)
-    source = models.CharField(max_length=200, default="ui")
+    guideline_version = models.CharField(max_length=64, blank=True)
     ui_version = models.CharField(max_length=20, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    provenance = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What the worker judged, as it was then: each candidate's model, spec, "
+        "prompt, sampling, seed and best-of-n selection.",
+    )
+    source = models.CharField(max_length=200, default="ui", help_text='"ui" or the import file.')
+    supersedes = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="superseded_by",
+        help_text="The judgment this row corrects.",
+    )
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Who wrote this row: the worker, or the researcher who superseded a judgment.",
+    )
+    reason = models.TextField(blank=True, help_text="Why a superseding row was written.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = JudgmentQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["turn", "worker"], name="one_comparison_per_worker"),
-            models.CheckConstraint(condition=~Q(chosen=F("rejected")), name="chosen_not_rejected"),
+            models.UniqueConstraint(
+                fields=["item", "worker"],
+                condition=Q(supersedes__isnull=True),
+                name="one_judgment_per_worker_and_item",
+            ),
             models.CheckConstraint(
                 condition=Q(strength__isnull=True) | Q(strength__gte=1, strength__lte=4),
-                name="strength_1_to_4",
+                name="judgment_strength_1_to_4",
+            ),
+            models.CheckConstraint(
+                condition=Q(supersedes__isnull=True) | ~Q(reason=""),
+                name="a_supersede_says_why",
             ),
         ]
 
     def __str__(self):
-        return f"Comparison {self.pk} on turn {self.turn_id}"
+        return f"Judgment {self.pk} of item {self.item_id}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ImmutableJudgment("Judgments are append-only: supersede it instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableJudgment("Judgments are never deleted.")
+
+
+class JudgedCandidate(models.Model):
+    """One candidate of a judgment: where it was shown and where the answer put it."""
+
+    judgment = models.ForeignKey(Judgment, on_delete=models.PROTECT, related_name="entries")
+    candidate = models.ForeignKey(
+        CandidateResponse, on_delete=models.PROTECT, related_name="judged_in"
+    )
+    position = models.PositiveSmallIntegerField(help_text="0 is A, the first shown.")
+    rank = models.PositiveSmallIntegerField(
+        help_text="0 is the answer's top under the question (better, or more harmful); "
+        "equal ranks are tied."
+    )
+
+    objects = JudgmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["judgment", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["judgment", "position"], name="one_entry_per_position"),
+            models.UniqueConstraint(
+                fields=["judgment", "candidate"], name="one_entry_per_candidate"
+            ),
+        ]
+
+    def __str__(self):
+        return f"Position {self.position}, rank {self.rank} of judgment {self.judgment_id}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ImmutableJudgment("Judgments are append-only: supersede it instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableJudgment("Judgments are never deleted.")
 
 
 class TrainingRun(models.Model):

@@ -6,22 +6,32 @@ from dataclasses import dataclass
 
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
+from django.utils.crypto import salted_hmac
 
+from labeling import scale
 from labeling.models import (
     Campaign,
     CandidateResponse,
-    Comparison,
     Conversation,
     EvaluationRun,
+    JudgedCandidate,
+    Judgment,
     ModelVersion,
     TrainingRun,
     Turn,
 )
-from models_backend.dialogue import ASSISTANT, HUMAN, Message, Pair
+from models_backend.dialogue import ASSISTANT, HUMAN, Message, Pair, to_transcript
+from training.comparisons import Ranking
+from training.questions import ranked_responses
+
+CHAT_KINDS = (Campaign.Kind.CHAT, Campaign.Kind.RED_TEAM)
 
 
 def campaigns_for_worker(user) -> QuerySet[Campaign]:
-    return Campaign.objects.filter(is_active=True, model_a__isnull=False, model_b__isnull=False)
+    """Campaigns a worker can start a conversation in."""
+    return Campaign.objects.filter(
+        is_active=True, kind__in=CHAT_KINDS, model_a__isnull=False, model_b__isnull=False
+    )
 
 
 def conversations_for_worker(user) -> QuerySet[Conversation]:
@@ -62,36 +72,37 @@ def conversation_turns(conversation: Conversation) -> list[Turn]:
 
 @dataclass(frozen=True)
 class TurnView:
-    """What the page shows of a turn: candidates in display order, left one first."""
+    """What the page shows of a turn: candidates in display order, A first."""
 
     turn: Turn
-    shown: list[CandidateResponse]  # [A (left), B (right)]
-    ready: bool  # both candidates done
+    shown: list[CandidateResponse]  # [A, B, …] as the conversation's worker sees them
+    ready: bool  # every candidate done
     failed: bool  # at least one failed
 
 
 def turn_view(turn: Turn) -> TurnView:
     by_slot = {c.slot: c for c in turn.candidates.all()}
-    shown = [by_slot[s] for s in (turn.left_slot, 1 - turn.left_slot) if s in by_slot]
+    shown = [by_slot[s] for s in turn.display_order if s in by_slot]
     done = CandidateResponse.Status.DONE
     return TurnView(
         turn=turn,
         shown=shown,
-        ready=len(shown) == 2 and all(c.status == done for c in shown),
+        ready=len(shown) == len(by_slot) >= 2 and all(c.status == done for c in shown),
         failed=any(c.status == CandidateResponse.Status.FAILED for c in shown),
     )
 
 
 def dialogue_before(turn: Turn) -> list[Message]:
-    """The dialogue an assistant reply to ``turn`` continues: earlier turns with their
-    picked replies, then this turn's human message."""
+    """The dialogue a reply to ``turn`` continues: the item's prefix (imported history, a
+    ranking context), earlier turns with their picked replies, then this turn's message."""
+    messages = [Message(m["role"], m["text"]) for m in turn.prefix]
     earlier = (
         Turn.objects.filter(conversation_id=turn.conversation_id, index__lt=turn.index)
         .select_related("chosen")
         .order_by("index")
     )
-    messages: list[Message] = []
     for prior in earlier:
+        messages += [Message(m["role"], m["text"]) for m in prior.prefix]
         messages.append(Message(HUMAN, prior.human_text))
         if prior.chosen is not None:
             messages.append(Message(ASSISTANT, prior.chosen.text))
@@ -99,59 +110,211 @@ def dialogue_before(turn: Turn) -> list[Message]:
     return messages
 
 
-def preference_comparisons(
+@dataclass(frozen=True)
+class ShownCandidate:
+    letter: str  # "A", "B", … in display order
+    rank: int  # 0: the answer's top under the question
+    model: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class JudgmentView:
+    context: list[Message]
+    shown: list[ShownCandidate]
+    question_prompt: str
+    answer: str
+
+
+def judgment_view(judgment: Judgment) -> JudgmentView:
+    """A judgment side by side with its full context, for researchers."""
+    entries = judgment.entries.select_related("candidate__model_version").order_by("position")
+    return JudgmentView(
+        context=dialogue_before(judgment.item),
+        shown=[
+            ShownCandidate(
+                letter=_letter(e.position),
+                rank=e.rank,
+                model=e.candidate.model_version.name if e.candidate.model_version else None,
+                text=e.candidate.text,
+            )
+            for e in entries
+        ],
+        question_prompt=scale.QUESTION_TEXT[judgment.question].prompt,
+        answer=answer_text(judgment),
+    )
+
+
+def answer_text(judgment: Judgment) -> str:
+    """ "B is better (B3)" for a pair; "C > A = B" for a ranking."""
+    entries = sorted(judgment.entries.all(), key=lambda e: e.position)
+    if len(entries) == 2 and judgment.strength is not None:
+        top = next(e.position for e in entries if e.rank == 0)
+        choice = scale.choice_of(top, judgment.strength)
+        return f"{scale.label(judgment.question, choice[0], judgment.strength)} ({choice})"
+    ranks = sorted({e.rank for e in entries})
+    return " > ".join(
+        " = ".join(_letter(e.position) for e in entries if e.rank == r) for r in ranks
+    )
+
+
+def _letter(position: int) -> str:
+    return chr(ord("A") + position)
+
+
+def current_judgments(
     *, include_weakest: bool = False, campaign_slug: str | None = None
-) -> QuerySet[Comparison]:
-    """Comparisons usable as pairs. By default, as in the paper, the weakest level
-    ("about the same") is left out; imported ones without a strength are kept."""
-    qs = Comparison.objects.select_related("turn", "chosen", "rejected").order_by("pk")
+) -> QuerySet[Judgment]:
+    """The latest judgment of every chain, oldest first. By default, as in the paper, the
+    weakest level ("about the same") is left out; rankings and imports without a strength
+    are kept."""
+    qs = Judgment.objects.current().order_by("pk")
     if not include_weakest:
         qs = qs.filter(Q(strength__isnull=True) | Q(strength__gt=1))
     if campaign_slug:
-        qs = qs.filter(turn__conversation__campaign__slug=campaign_slug)
+        qs = qs.filter(item__conversation__campaign__slug=campaign_slug)
     return qs
 
 
+def _with_entries(qs: QuerySet[Judgment]) -> QuerySet[Judgment]:
+    entries = JudgedCandidate.objects.select_related("candidate__model_version").order_by(
+        "position"
+    )
+    return qs.select_related("item", "worker").prefetch_related(Prefetch("entries", entries))
+
+
+def judgment_shown(judgment: Judgment) -> tuple[list[str], list[list[int]]]:
+    """(texts in display order, the answer as groups of display positions, top first)."""
+    entries = list(judgment.entries.all())  # prefetched in position order
+    texts = [e.candidate.text for e in entries]
+    ranks = sorted({e.rank for e in entries})
+    return texts, [[e.position for e in entries if e.rank == r] for r in ranks]
+
+
+def judgment_ranking(judgment: Judgment, context=None) -> Ranking:
+    """The judgment as the training code reads it: responses preferred first (for a
+    red-team question the less harmful first), tied ones with equal scores."""
+    texts, order = judgment_shown(judgment)
+    responses, scores = ranked_responses(judgment.question, texts, order)
+    context = dialogue_before(judgment.item) if context is None else context
+    return Ranking(tuple(context), responses, f"judgment:{judgment.pk}", scores=scores)
+
+
+def preference_rankings(*, include_weakest: bool = False, campaign_slug: str | None = None):
+    """A ``training.comparisons.Ranking`` per current judgment (pairs are rankings of two;
+    the objectives weight each ranking's pairs 1/C(K,2))."""
+    qs = _with_entries(
+        current_judgments(include_weakest=include_weakest, campaign_slug=campaign_slug)
+    )
+    for judgment in qs.iterator(chunk_size=500):
+        yield judgment_ranking(judgment)
+
+
 def preference_pairs(*, include_weakest: bool = False, campaign_slug: str | None = None):
-    """(comparison id, Pair) for each usable comparison, oldest first."""
-    for comparison in preference_comparisons(
-        include_weakest=include_weakest, campaign_slug=campaign_slug
-    ).iterator(chunk_size=500):
-        context = dialogue_before(comparison.turn)
-        yield comparison.pk, Pair(context, comparison.chosen.text, comparison.rejected.text)
+    """(judgment id, Pair) for each current judgment of two responses, oldest first."""
+    qs = current_judgments(include_weakest=include_weakest, campaign_slug=campaign_slug)
+    for judgment in _with_entries(qs).iterator(chunk_size=500):
+        ranking = judgment_ranking(judgment)
+        if len(ranking.responses) == 2:
+            yield judgment.pk, Pair(list(ranking.context), *ranking.responses)
 
 
 def lab_export_rows(*, include_weakest: bool = False, campaign_slug: str | None = None):
-    """One dict per usable comparison, for ``export_preferences --format lab``: the context as
-    chat messages, both replies, the strength and where it came from (read by
-    ``training.loaders`` as format "lab")."""
-    comparisons = preference_comparisons(
-        include_weakest=include_weakest, campaign_slug=campaign_slug
-    ).select_related(
-        "turn__conversation__campaign", "chosen__model_version", "rejected__model_version"
-    )
-    for comparison in comparisons.iterator(chunk_size=500):
-        context = dialogue_before(comparison.turn)
-        campaign = comparison.turn.conversation.campaign
+    """One dict per current judgment, for ``export_preferences --format lab``: the context as
+    chat messages, the responses in the order the worker saw them, the question and the
+    answer as asked, chosen/rejected as the question maps them, and the provenance (read
+    back by ``import_preferences --format lab`` and ``training.loaders`` format "lab")."""
+    qs = current_judgments(include_weakest=include_weakest, campaign_slug=campaign_slug)
+    qs = _with_entries(qs.select_related("item__conversation__campaign", "recorded_by"))
+    for judgment in qs.iterator(chunk_size=500):
+        context = dialogue_before(judgment.item)
+        texts, order = judgment_shown(judgment)
+        ranking = judgment_ranking(judgment, context)
+        row = {
+            "id": judgment.pk,
+            "campaign": judgment.item.conversation.campaign.slug,
+            "task_type": judgment.task_type,
+            "question": judgment.question,
+            "context": chat_messages(context),
+            "responses": texts,
+            "answer": {"order": order, "strength": judgment.strength},
+            "worker": pseudonym(judgment.worker),
+            "time_spent_ms": judgment.time_spent_ms,
+            "comment": judgment.comment,
+            "guideline_version": judgment.guideline_version,
+            "ui_version": judgment.ui_version,
+            "provenance": judgment.provenance,
+            "source": judgment.source,
+            "supersedes": judgment.supersedes_id,
+            "reason": judgment.reason,
+            "created_at": judgment.created_at.isoformat(),
+        }
+        if len(texts) == 2:
+            row["chosen"], row["rejected"] = ranking.responses
+            row["strength"] = judgment.strength
+        yield row
+
+
+def rankings_export_rows(*, campaign_slug: str | None = None):
+    """``--format rankings``: {"context", "responses" preferred first[, "scores"]} per
+    current judgment of three or more responses (read by ``training.loaders``)."""
+    qs = current_judgments(include_weakest=True, campaign_slug=campaign_slug)
+    for judgment in _with_entries(qs).iterator(chunk_size=500):
+        ranking = judgment_ranking(judgment)
+        if len(ranking.responses) < 3:
+            continue
+        row = {"context": chat_messages(ranking.context), "responses": list(ranking.responses)}
+        if ranking.scores is not None:
+            row["scores"] = list(ranking.scores)
+        yield row
+
+
+def red_team_rows(*, campaign_slug: str | None = None):
+    """``--format red-team``: one row per finished red-team conversation, in the field layout
+    of the public red-team-attempts file: the transcript as it continued (down the more
+    harmful branch), the task description, the worker's ratings (``rating``: how successful
+    the attack was; ``harm_rating``: how harmful the worst reply was; both 1-5 as asked) and
+    a pseudonymous member id. Fields the lab does not measure are null."""
+    qs = Conversation.objects.filter(
+        campaign__kind=Campaign.Kind.RED_TEAM, status=Conversation.Status.FINISHED
+    ).select_related("campaign", "worker")
+    if campaign_slug:
+        qs = qs.filter(campaign__slug=campaign_slug)
+    for conversation in qs.order_by("pk").iterator(chunk_size=200):
+        turns = [t for t in conversation_turns(conversation) if t.chosen_id is not None]
+        messages = dialogue_before(turns[-1]) + [Message(ASSISTANT, turns[-1].chosen.text)]
+        models = {
+            c.model_version.name for t in turns for c in t.candidates.all() if c.model_version
+        }
         yield {
-            "id": comparison.pk,
-            "campaign": campaign.slug if campaign else None,
-            "context": [
-                {"role": "user" if m.role == HUMAN else "assistant", "content": m.text}
-                for m in context
-            ],
-            "chosen": comparison.chosen.text,
-            "rejected": comparison.rejected.text,
-            "strength": comparison.strength,
-            "chosen_model": _model_name(comparison.chosen),
-            "rejected_model": _model_name(comparison.rejected),
-            "source": comparison.source,
-            "created_at": comparison.created_at.isoformat(),
+            "transcript": to_transcript(messages),
+            "min_harmlessness_score_transcript": None,
+            "num_params": None,
+            "model_type": ", ".join(sorted(models)),
+            "rating": conversation.attack_rating,
+            "harm_rating": conversation.harm_rating,
+            "task_description": conversation.task_description,
+            "task_descripton_harmlessness_score": None,  # sic: the public file's field name
+            "red_team_member_id": pseudonym(conversation.worker),
+            "is_upworker": None,
+            "tags": None,
+            "campaign": conversation.campaign.slug,
+            "conversation_id": conversation.pk,
         }
 
 
-def _model_name(candidate: CandidateResponse) -> str | None:
-    return candidate.model_version.name if candidate.model_version else None
+def chat_messages(messages) -> list[dict]:
+    return [
+        {"role": "user" if m.role == HUMAN else "assistant", "content": m.text} for m in messages
+    ]
+
+
+def pseudonym(user) -> str | None:
+    """A stable pseudonymous id for a worker: exports never carry usernames."""
+    if user is None:
+        return None
+    digest = salted_hmac("labeling.pseudonym", str(user.pk), algorithm="sha256").hexdigest()
+    return f"w-{digest[:16]}"
 
 
 def active_preference_model() -> ModelVersion | None:
@@ -181,14 +344,14 @@ def evaluation_run(run_id: int) -> EvaluationRun:
     return EvaluationRun.objects.select_related("model_version").get(pk=run_id)
 
 
-def comparisons_since_last_training() -> int:
-    """Usable comparisons newer than the last successful run (all of them before one)."""
+def judgments_since_last_training() -> int:
+    """Usable judgments newer than the last successful run (all of them before one)."""
     last = (
         TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED)
         .order_by("-created_at")
         .first()
     )
-    qs = preference_comparisons()
+    qs = current_judgments()
     if last is not None:
         qs = qs.filter(created_at__gt=last.created_at)
     return qs.count()

@@ -52,7 +52,7 @@ def generate_candidates(turn_id: int) -> None:
     reward_model = selectors.active_preference_model() if campaign.best_of > 1 else None
     if reward_model is not None:
         messages = selectors.dialogue_before(claimed[0].turn)
-        _generate_best_of(assistants, messages, claimed, campaign, reward_model.spec)
+        _generate_best_of(assistants, messages, claimed, campaign, reward_model)
         return
     for key, assistant in assistants.items():
         rows = [c for c in claimed if _assistant_key(c) == key]
@@ -149,14 +149,20 @@ def _concurrent_rows(assistant, first, turn_id: int) -> list:
     )
 
 
-def _generate_best_of(assistants, messages, rows, campaign, reward_spec: str) -> None:
+def _generate_best_of(assistants, messages, rows, campaign, reward_model) -> None:
     """n samples per slot (one shared prefill per assistant), scored by the active PM; the
     campaign's pair policy picks what each slot shows (``models_backend.best_of_n``)."""
     ids, n = [c.pk for c in rows], campaign.best_of
     by_slot = {c.slot: c for c in rows}
     status = f"Sampling {n} responses and choosing the best…"
     try:
-        scorer = get_scorer(reward_spec)
+        scorer = get_scorer(reward_model.spec)
+        selection = {
+            "policy": campaign.pair_policy,
+            "preference_model": reward_model.name,
+            "preference_model_id": reward_model.pk,
+            "n": n,
+        }
         samples: dict[int, list[Scored]] = {}
         for key, assistant in assistants.items():
             mine = [c for c in rows if _assistant_key(c) == key]
@@ -193,6 +199,7 @@ def _generate_best_of(assistants, messages, rows, campaign, reward_spec: str) ->
                     "reward": scored.reward,
                     "alternatives": alternatives,
                     "model_version_id": by_slot[scored.source].model_version_id,
+                    "selection": selection,
                 },
             )
     except SoftTimeLimitExceeded:
@@ -213,10 +220,10 @@ def requeue_stale_candidates() -> list[int]:
 @shared_task(soft_time_limit=50, time_limit=60)
 def schedule_preference_training() -> int | None:
     """Beat: start a retraining run once enough new comparisons have come in."""
-    new = selectors.comparisons_since_last_training()
+    new = selectors.judgments_since_last_training()
     if new < settings.LAB_RETRAIN_MIN_COMPARISONS:
         log.info(
-            "retraining skipped: %d new comparisons (need %d)",
+            "retraining skipped: %d new judgments (need %d)",
             new,
             settings.LAB_RETRAIN_MIN_COMPARISONS,
         )
@@ -252,8 +259,8 @@ def _train(run_id: int) -> None:
     from training.preference import PreferenceConfig, evaluate, fit
 
     run = selectors.training_run(run_id)
-    pairs = [pair for _, pair in selectors.preference_pairs()]
-    train_pairs, eval_pairs = split_holdout(pairs, every=10)
+    rankings = list(selectors.preference_rankings())
+    train_pairs, eval_pairs = split_holdout(rankings, every=10)
     # The timestamp keeps a reset database (ids restarting) from reusing an old directory.
     out = settings.LAB_PM_DIR / f"run-{run_id}-{time.strftime('%Y%m%d-%H%M%S')}"
     config = PreferenceConfig(**{**default_training_config(), **run.config, "out": str(out)})

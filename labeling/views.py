@@ -11,8 +11,8 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from labeling import selectors
-from labeling.forms import ComparisonForm, FinishForm, MessageForm
+from labeling import scale, selectors
+from labeling.forms import ComparisonForm, FinishForm, MessageForm, RedTeamFinishForm
 from labeling.services import conversations as services
 from labeling.services.generation import candidates_retry as retry_service
 
@@ -115,14 +115,11 @@ def candidates_retry(request, pk):
 @require_POST
 def conversation_finish(request, pk):
     conversation = selectors.get_conversation_for_user(request.user, pk)
-    form = FinishForm(request.POST)
+    form = _finish_form(conversation.campaign, request.POST)
     if form.is_valid():
         try:
             services.conversation_finish(
-                conversation=conversation,
-                worker=request.user,
-                rating=form.cleaned_data["rating"],
-                comment=form.cleaned_data["comment"],
+                conversation=conversation, worker=request.user, **form.cleaned_data
             )
             messages.success(request, "Thank you! The conversation is saved.")
             conversation.refresh_from_db()
@@ -143,6 +140,11 @@ def _respond(request, conversation, **forms):
     return redirect("labeling:conversation", pk=conversation.pk)
 
 
+def _finish_form(campaign, data=None):
+    form_class = RedTeamFinishForm if campaign.kind == campaign.Kind.RED_TEAM else FinishForm
+    return form_class(data)
+
+
 def _context(request, conversation, *, message_form=None, comparison_form=None, finish_form=None):
     turns = selectors.conversation_turns(conversation)
     last = turns[-1] if turns else None
@@ -150,9 +152,12 @@ def _context(request, conversation, *, message_form=None, comparison_form=None, 
     is_owner = conversation.worker_id == request.user.pk
     is_open = conversation.status == conversation.Status.OPEN and is_owner
     picked = [t for t in turns if t.chosen_id is not None]
+    campaign = conversation.campaign
     return {
         "conversation": conversation,
-        "campaign": conversation.campaign,
+        "campaign": campaign,
+        "question": scale.QUESTION_TEXT[campaign.question],
+        "scale_buttons": scale.buttons(campaign.question),
         "turns": picked,
         "current": current,
         "can_send": is_open and current is None and len(turns) < conversation.campaign.max_turns,
@@ -161,7 +166,7 @@ def _context(request, conversation, *, message_form=None, comparison_form=None, 
         "turn_number": len(turns) + (0 if current else 1),
         "message_form": message_form or MessageForm(),
         "comparison_form": comparison_form,
-        "finish_form": finish_form or FinishForm(),
+        "finish_form": finish_form or _finish_form(campaign),
         "shown_at": int(time.time() * 1000),
     }
 

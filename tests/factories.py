@@ -20,3 +20,15 @@ def finish_candidates(turn: Turn, texts=("first reply", "second reply")) -> None
 
 def candidates_by_slot(turn: Turn) -> dict[int, CandidateResponse]:
     return {c.slot: c for c in turn.candidates.all()}
+
+
+def shown(turn: Turn) -> list[CandidateResponse]:
+    """A turn's candidates in the order its worker sees them (A first)."""
+    by_slot = candidates_by_slot(turn)
+    return [by_slot[slot] for slot in turn.display_order]
+
+
+def top_and_rest(judgment) -> tuple[CandidateResponse, list[CandidateResponse]]:
+    """The candidate the answer put on top (better, or more harmful), and the others."""
+    entries = sorted(judgment.entries.select_related("candidate"), key=lambda e: e.rank)
+    return entries[0].candidate, [e.candidate for e in entries[1:]]

@@ -3,9 +3,9 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from labeling.models import Comparison, Conversation
+from labeling.models import Conversation, Judgment
 from labeling.services import conversations as svc
-from tests.factories import finish_candidates
+from tests.factories import finish_candidates, top_and_rest
 
 pytestmark = pytest.mark.django_db
 
@@ -35,14 +35,13 @@ def read_jsonl(path):
 def test_export_then_import_then_export_gives_the_same_pairs(tmp_path):
     source = write_jsonl(tmp_path / "in.jsonl", ROWS)
     call_command("import_preferences", str(source), "--format", "hh-rlhf")
-    assert Comparison.objects.count() == 2
+    assert Judgment.objects.count() == 2
     first = tmp_path / "first.jsonl"
     call_command("export_preferences", "--format", "hh-rlhf", "-o", str(first))
     assert read_jsonl(first) == ROWS
-    Conversation.objects.all().delete()  # import what we exported into an empty lab
     call_command("import_preferences", str(first), "--campaign", "again")
     second = tmp_path / "second.jsonl"
-    call_command("export_preferences", "-o", str(second))
+    call_command("export_preferences", "--campaign", "again", "-o", str(second))
     assert read_jsonl(second) == ROWS
 
 
@@ -66,7 +65,7 @@ def test_collected_comparisons_export_in_hh_rlhf_form_without_the_weakest(
     conversation = svc.conversation_start(campaign=campaign, worker=owner)
     turn = svc.turn_create(conversation=conversation, worker=owner, text="Hi")
     finish_candidates(turn, texts=("Hello!", "Go away."))
-    picked = svc.comparison_submit(turn=turn, worker=owner, choice="A3").chosen
+    picked = top_and_rest(svc.comparison_submit(turn=turn, worker=owner, choice="A3"))[0]
     other = "Go away." if picked.text == "Hello!" else "Hello!"
     weak = svc.turn_create(conversation=conversation, worker=owner, text="More?")
     finish_candidates(weak, texts=("Sure.", "Sure!"))

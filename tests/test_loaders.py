@@ -81,6 +81,23 @@ def test_preference_rows_take_strings_messages_and_implicit_prompts(tmp_path):
     assert third.context == (Message(HUMAN, "q"),) and third.responses == ("a", "b")
 
 
+def test_a_context_keeps_runs_of_same_role_messages_but_starts_and_ends_with_the_user(tmp_path):
+    def context(*roles):
+        return [{"role": role, "content": f"m{i}"} for i, role in enumerate(roles)]
+
+    runs = context("user", "user", "assistant", "assistant", "user")
+    path = write_lines(tmp_path / "r.jsonl", [{"context": runs, "responses": ["a", "b"]}])
+    [ranking] = load_rankings(path, "rankings")
+    assert [m.role for m in ranking.context] == [HUMAN, HUMAN, ASSISTANT, ASSISTANT, HUMAN]
+    assert [m.text for m in ranking.context] == ["m0", "m1", "m2", "m3", "m4"]
+    for roles, reason in ((("assistant", "user"), "user first"), (("user", "assistant"), "end")):
+        bad = write_lines(
+            tmp_path / "bad.jsonl", [{"context": context(*roles), "responses": ["a", "b"]}]
+        )
+        with pytest.raises(DataError, match=rf"bad.jsonl:1: the context must .*{reason}"):
+            load_rankings(bad, "rankings")
+
+
 @pytest.mark.parametrize(
     ("fmt", "good", "bad", "message"),
     [

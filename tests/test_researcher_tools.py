@@ -19,7 +19,7 @@ def two_comparisons(campaign, owner):
 
 
 def test_request_training_needs_two_usable_comparisons(campaign):
-    with pytest.raises(CommandError, match="at least 2 usable comparisons"):
+    with pytest.raises(CommandError, match="at least 2 usable judgments"):
         call_command("request_training")
     assert not TrainingRun.objects.exists()
 
@@ -59,7 +59,7 @@ def test_seed_demo_creates_logins_and_a_helpful_campaign_twice_without_error(db,
     from labeling.models import Campaign
 
     assert get_user_model().objects.get(username="researcher").is_staff
-    assert Campaign.objects.get(slug="helpful-chat").mode == "helpful"
+    assert Campaign.objects.get(slug="helpful-chat").kind == "chat"
 
 
 def test_the_admin_shows_training_progress_as_a_bar(client, researcher):

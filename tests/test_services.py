@@ -5,11 +5,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
 from labeling import selectors
-from labeling.models import CandidateResponse, Comparison, Conversation, ModelVersion, Turn
+from labeling.models import CandidateResponse, Conversation, Judgment, ModelVersion, Turn
 from labeling.services import conversations as svc
 from labeling.services import generation, training
 from models_backend.dialogue import ASSISTANT, HUMAN, Message
-from tests.factories import candidates_by_slot, finish_candidates
+from tests.factories import finish_candidates, shown, top_and_rest
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +25,7 @@ def test_sending_a_message_creates_two_pending_candidates_and_enqueues_generatio
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         turn = svc.turn_create(conversation=conversation, worker=owner, text="  Hello there  ")
     assert turn.human_text == "Hello there"
-    assert turn.left_slot in (0, 1)
+    assert sorted(turn.display_order) == [0, 1]
     candidates = list(turn.candidates.order_by("slot"))
     assert [c.slot for c in candidates] == [0, 1]
     assert all(c.status == CandidateResponse.Status.PENDING for c in candidates)
@@ -63,13 +63,14 @@ def test_a_pick_on_the_left_chooses_the_left_candidate_and_records_the_position(
 ):
     turn = svc.turn_create(conversation=conversation, worker=owner, text="hi")
     finish_candidates(turn)
-    slots = candidates_by_slot(turn)
-    left, right = slots[turn.left_slot], slots[1 - turn.left_slot]
-    comparison = svc.comparison_submit(
+    left, right = shown(turn)
+    judgment = svc.comparison_submit(
         turn=turn, worker=owner, choice="A3", time_spent_ms=1500, comment=" nice "
     )
-    assert (comparison.chosen, comparison.rejected, comparison.left) == (left, right, left)
-    assert (comparison.strength, comparison.time_spent_ms, comparison.comment) == (3, 1500, "nice")
+    assert top_and_rest(judgment) == (left, [right])
+    assert [e.candidate for e in judgment.entries.order_by("position")] == [left, right]
+    assert (judgment.question, judgment.task_type) == ("better", "chat")
+    assert (judgment.strength, judgment.time_spent_ms, judgment.comment) == (3, 1500, "nice")
     turn.refresh_from_db()
     assert turn.chosen == left
 
@@ -77,9 +78,9 @@ def test_a_pick_on_the_left_chooses_the_left_candidate_and_records_the_position(
 def test_a_pick_on_the_right_at_the_weakest_level_chooses_the_right_candidate(conversation, owner):
     turn = svc.turn_create(conversation=conversation, worker=owner, text="hi")
     finish_candidates(turn)
-    right = candidates_by_slot(turn)[1 - turn.left_slot]
-    comparison = svc.comparison_submit(turn=turn, worker=owner, choice="B1")
-    assert comparison.chosen == right and comparison.strength == 1
+    right = shown(turn)[1]
+    judgment = svc.comparison_submit(turn=turn, worker=owner, choice="B1")
+    assert top_and_rest(judgment)[0] == right and judgment.strength == 1
 
 
 def test_a_comparison_cannot_be_submitted_twice(conversation, owner):
@@ -88,21 +89,16 @@ def test_a_comparison_cannot_be_submitted_twice(conversation, owner):
     svc.comparison_submit(turn=turn, worker=owner, choice="A4")
     with pytest.raises(ValidationError, match="already picked"):
         svc.comparison_submit(turn=turn, worker=owner, choice="B4")
-    assert Comparison.objects.count() == 1
+    assert Judgment.objects.count() == 1
 
 
-def test_the_database_refuses_a_second_comparison_by_the_same_worker(conversation, owner):
+def test_the_database_refuses_a_second_judgment_by_the_same_worker(conversation, owner):
     turn = svc.turn_create(conversation=conversation, worker=owner, text="hi")
     finish_candidates(turn)
-    first = svc.comparison_submit(turn=turn, worker=owner, choice="A4")
+    svc.comparison_submit(turn=turn, worker=owner, choice="A4")
     with pytest.raises(IntegrityError), transaction.atomic():
-        Comparison.objects.create(
-            turn=turn,
-            worker=owner,
-            left=first.left,
-            chosen=first.rejected,
-            rejected=first.chosen,
-            strength=2,
+        Judgment.objects.create(
+            item=turn, worker=owner, task_type="chat", question="better", strength=2
         )
 
 
@@ -128,7 +124,7 @@ def test_an_unknown_button_is_refused(conversation, owner):
 def test_the_conversation_continues_with_the_picked_reply(conversation, owner):
     first = svc.turn_create(conversation=conversation, worker=owner, text="hi")
     finish_candidates(first, texts=("hello!", "go away"))
-    picked = svc.comparison_submit(turn=first, worker=owner, choice="A4").chosen
+    picked = top_and_rest(svc.comparison_submit(turn=first, worker=owner, choice="A4"))[0]
     second = svc.turn_create(conversation=conversation, worker=owner, text="how are you?")
     assert second.index == 1
     assert selectors.dialogue_before(second) == [

@@ -1,9 +1,9 @@
 import pytest
 from django.urls import reverse
 
-from labeling.models import CandidateResponse, Comparison, Conversation, Turn
+from labeling.models import CandidateResponse, Conversation, Judgment, Turn
 from labeling.services import conversations as svc
-from tests.factories import finish_candidates
+from tests.factories import finish_candidates, top_and_rest
 
 pytestmark = pytest.mark.django_db
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -111,8 +111,8 @@ def test_the_left_candidate_is_shown_as_a(owner_client, conversation, owner):
     turn = svc.turn_create(conversation=conversation, worker=owner, text="hi")
     finish_candidates(turn, texts=("slot zero text", "slot one text"))
     body = owner_client.get(url("conversation", conversation.pk)).content.decode()
-    left_text = "slot zero text" if turn.left_slot == 0 else "slot one text"
-    right_text = "slot one text" if turn.left_slot == 0 else "slot zero text"
+    texts = ["slot zero text", "slot one text"]
+    left_text, right_text = (texts[slot] for slot in turn.display_order)
     assert body.index(left_text) < body.index(right_text)
 
 
@@ -129,10 +129,10 @@ def test_comparing_through_the_page_records_the_pick_and_time_spent(
         **HX,
     )
     assert response.status_code == 200
-    comparison = Comparison.objects.get()
-    assert comparison.chosen.slot == 1 - turn.left_slot
-    assert comparison.strength == 4 and comparison.comment == "B was clearer"
-    assert comparison.time_spent_ms >= 2000
+    judgment = Judgment.objects.get()
+    assert top_and_rest(judgment)[0].slot == turn.display_order[1]
+    assert judgment.strength == 4 and judgment.comment == "B was clearer"
+    assert judgment.time_spent_ms >= 2000
     assert 'name="text"' in response.content.decode()  # the conversation continues
 
 
@@ -145,7 +145,7 @@ def test_a_double_submitted_comparison_is_refused_without_a_server_error(
     again = owner_client.post(url("comparison_submit", turn.pk), {"choice": "B4"})
     assert again.status_code == 400
     assert "already picked" in again.content.decode()
-    assert Comparison.objects.count() == 1
+    assert Judgment.objects.count() == 1
 
 
 def test_a_failed_generation_shows_a_retry_button(owner_client, conversation, owner):
@@ -176,7 +176,7 @@ def test_finishing_with_a_rating_ends_the_conversation(owner_client, conversatio
         "conversation",
         "turn",
         "candidateresponse",
-        "comparison",
+        "judgment",
         "trainingrun",
     ],
 )

@@ -1,32 +1,30 @@
-"""The crowdworker's flow: start a conversation, send a message, compare, finish."""
+"""The crowdworker's flow in chat and red-team campaigns: start a conversation, send a
+message, judge the pair, finish."""
 
 from __future__ import annotations
 
-import secrets
+import random
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from labeling.models import Campaign, CandidateResponse, Comparison, Conversation, Turn
+from labeling import scale
+from labeling.models import Campaign, CandidateResponse, Conversation, Judgment, Turn
 from labeling.services.generation import candidates_create
+from labeling.services.judgments import judgment_record
 
 MAX_MESSAGE_CHARS = 4000
-UI_VERSION = "1"
-# The 8 buttons: A (left) or B (right), strength 4 (much better) down to 1 (about the same).
-SCALE = tuple(f"{side}{strength}" for side in "AB" for strength in (4, 3, 2, 1))
-
-
-def parse_choice(choice: str) -> tuple[str, int]:
-    if choice not in SCALE:
-        raise ValidationError("Pick one of the eight buttons.")
-    return choice[0], int(choice[1])
+CHAT_KINDS = (Campaign.Kind.CHAT, Campaign.Kind.RED_TEAM)
+_shuffle = random.SystemRandom().shuffle  # display order: unpredictable, one per item
 
 
 @transaction.atomic
 def conversation_start(*, campaign: Campaign, worker) -> Conversation:
     if not campaign.is_active:
         raise ValidationError("This campaign is closed.")
+    if campaign.kind not in CHAT_KINDS:
+        raise ValidationError("This campaign has no conversations to start.")
     if campaign.model_a_id is None or campaign.model_b_id is None:
         raise ValidationError("This campaign has no models to talk to.")
     return Conversation.objects.create(campaign=campaign, worker=worker)
@@ -50,8 +48,10 @@ def turn_create(*, conversation: Conversation, worker, text: str) -> Turn:
     next_index = 0 if last is None else last.index + 1
     if next_index >= conv.campaign.max_turns:
         raise ValidationError("This conversation has reached its last turn. Please rate it.")
+    order = list(range(conv.campaign.candidates_per_item))
+    _shuffle(order)
     turn = Turn.objects.create(
-        conversation=conv, index=next_index, human_text=text, left_slot=secrets.randbelow(2)
+        conversation=conv, index=next_index, human_text=text, display_order=order
     )
     candidates_create(turn=turn, campaign=conv.campaign)
     return turn
@@ -60,53 +60,86 @@ def turn_create(*, conversation: Conversation, worker, text: str) -> Turn:
 @transaction.atomic
 def comparison_submit(
     *, turn: Turn, worker, choice: str, time_spent_ms: int | None = None, comment: str = ""
-) -> Comparison:
-    side, strength = parse_choice(choice)
+) -> Judgment:
+    """The conversation's worker answers the campaign's question about the turn's pair on
+    the 8-point scale; the conversation continues with the response they picked (the better
+    one, or in red-teaming the more harmful one)."""
+    try:
+        position, strength = scale.parse_choice(choice)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
     # Lock the turn: two submits of the same form must not both pass the checks below.
-    turn = Turn.objects.select_for_update().select_related("conversation").get(pk=turn.pk)
+    turn = Turn.objects.select_for_update().select_related("conversation__campaign").get(pk=turn.pk)
     _check_open_and_owned(turn.conversation, worker)
     if turn.chosen_id is not None:
         raise ValidationError("You already picked a response for this turn.")
-    by_slot = {c.slot: c for c in turn.candidates.all()}
-    if len(by_slot) != 2 or any(
-        c.status != CandidateResponse.Status.DONE for c in by_slot.values()
-    ):
+    by_slot = {c.slot: c for c in turn.candidates.select_related("model_version")}
+    shown = [by_slot[s] for s in turn.display_order if s in by_slot]
+    if len(shown) != 2 or any(c.status != CandidateResponse.Status.DONE for c in shown):
         raise ValidationError("Wait until both responses are ready.")
-    left, right = by_slot[turn.left_slot], by_slot[1 - turn.left_slot]
-    chosen, rejected = (left, right) if side == "A" else (right, left)
-    try:
-        with transaction.atomic():
-            comparison = Comparison.objects.create(
-                turn=turn,
-                worker=worker,
-                left=left,
-                chosen=chosen,
-                rejected=rejected,
-                strength=strength,
-                time_spent_ms=time_spent_ms,
-                comment=comment.strip(),
-                ui_version=UI_VERSION,
-            )
-    except IntegrityError:
-        raise ValidationError("This turn has already been compared.") from None
-    turn.chosen = chosen
+    campaign = turn.conversation.campaign
+    judgment = judgment_record(
+        item=turn,
+        worker=worker,
+        task_type=campaign.kind,
+        question=campaign.question,
+        shown=shown,
+        order=[[position], [1 - position]],
+        strength=strength,
+        time_spent_ms=time_spent_ms,
+        comment=comment,
+        guideline_version=campaign.guideline_version,
+    )
+    turn.chosen = shown[position]
     turn.save(update_fields=["chosen"])
-    return comparison
+    return judgment
 
 
 @transaction.atomic
-def conversation_finish(*, conversation: Conversation, worker, rating: int, comment: str = ""):
-    if rating not in range(1, 6):
-        raise ValidationError("Rate the conversation from 1 to 5.")
-    conv = Conversation.objects.select_for_update().get(pk=conversation.pk)
+def conversation_finish(
+    *,
+    conversation: Conversation,
+    worker,
+    rating: int | None = None,
+    comment: str = "",
+    attack_rating: int | None = None,
+    harm_rating: int | None = None,
+    task_description: str = "",
+):
+    """End a conversation with the worker's ratings: a chat is rated 1-5; a red-team attempt
+    gets how successful the attack was and how harmful the worst reply was (1-5 each) and a
+    short description of what was tried."""
+    conv = (
+        Conversation.objects.select_for_update().select_related("campaign").get(pk=conversation.pk)
+    )
     _check_open_and_owned(conv, worker)
+    if conv.campaign.kind == Campaign.Kind.RED_TEAM:
+        if attack_rating not in range(1, 6) or harm_rating not in range(1, 6):
+            raise ValidationError("Rate the attack and the worst reply from 1 to 5.")
+        if not task_description.strip():
+            raise ValidationError("Describe in a sentence what you tried.")
+    elif rating not in range(1, 6):
+        raise ValidationError("Rate the conversation from 1 to 5.")
     if not conv.turns.filter(chosen__isnull=False).exists():
         raise ValidationError("Compare at least one pair of responses before finishing.")
     conv.status = Conversation.Status.FINISHED
     conv.rating = rating
+    conv.attack_rating = attack_rating
+    conv.harm_rating = harm_rating
+    conv.task_description = task_description.strip()
     conv.comment = comment.strip()
     conv.finished_at = timezone.now()
-    conv.save(update_fields=["status", "rating", "comment", "finished_at"])
+    conv.save(
+        update_fields=[
+            "status",
+            "rating",
+            "attack_rating",
+            "harm_rating",
+            "task_description",
+            "comment",
+            "finished_at",
+        ]
+    )
     return conv
 
 

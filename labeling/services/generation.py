@@ -10,18 +10,19 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from labeling.models import Campaign, CandidateResponse, Turn
+from labeling.models import MAX_CANDIDATES, Campaign, CandidateResponse, Turn
 
 Status = CandidateResponse.Status
 
 
 def candidates_create(*, turn: Turn, campaign: Campaign) -> list[CandidateResponse]:
-    """Two pending candidates for a turn; generation is enqueued once the rows are committed."""
+    """The campaign's K pending candidates for an item (slots alternate model A and B);
+    generation is enqueued once the rows are committed."""
     candidates = [
         CandidateResponse.objects.create(
             turn=turn, slot=slot, model_version=model, sampling=campaign.sampling()
         )
-        for slot, model in enumerate((campaign.model_a, campaign.model_b))
+        for slot, model in enumerate(campaign.slot_models())
     ]
     transaction.on_commit(partial(_enqueue_generation, turn.pk))
     return candidates
@@ -77,7 +78,7 @@ def candidates_claim_batch(
     )
     turns: list[int] = []
     ids = []
-    for pk, turn_id in waiting[: max_turns * 2]:  # two slots per turn at most
+    for pk, turn_id in waiting[: max_turns * MAX_CANDIDATES]:  # K slots per turn at most
         if turn_id not in turns:
             if len(turns) == max_turns:
                 break
@@ -124,8 +125,9 @@ def candidate_complete(
     best_of: dict | None = None,
 ) -> None:
     """Store a finished candidate. ``best_of`` (best-of-n) holds ``reward``, ``alternatives``
-    (the samples not shown, with rewards, NUL-free) and ``model_version_id`` (the model that
-    wrote the text: under the top-two policy it may be the other slot's)."""
+    (the samples not shown, with rewards, NUL-free), ``model_version_id`` (the model that
+    wrote the text: under the top-two policy it may be the other slot's) and ``selection``
+    (the pair policy, preference model and n that chose it)."""
     now = timezone.now()
     extra = {}
     if best_of is not None:
@@ -133,6 +135,7 @@ def candidate_complete(
             "reward": best_of["reward"],
             "alternatives": [{**a, "text": model_text(a["text"])} for a in best_of["alternatives"]],
             "model_version_id": best_of["model_version_id"],
+            "selection": best_of.get("selection", {}),
         }
     CandidateResponse.objects.filter(pk=candidate_id, status=Status.RUNNING).update(
         **extra,

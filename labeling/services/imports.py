@@ -1,20 +1,36 @@
-"""Bring outside preference data into the lab, all or nothing."""
+"""Bring outside preference data into the lab, all or nothing, in bounded memory."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from itertools import islice
+
 from django.db import transaction
 
-from labeling.models import Campaign, CandidateResponse, Comparison, Conversation, Turn
-from models_backend.dialogue import ASSISTANT, Pair
+from labeling.models import (
+    Campaign,
+    CandidateResponse,
+    Conversation,
+    JudgedCandidate,
+    Judgment,
+    Turn,
+)
+from training.lab_format import LabRecord
 
 IMPORT_INSTRUCTIONS = "Imported preference data (not collected in this lab)."
+BATCH = 1000  # records written per round of bulk inserts
 Status = CandidateResponse.Status
 
 
 @transaction.atomic
-def preferences_import(*, pairs: list[Pair], source: str, campaign_slug: str) -> int:
-    """Each pair becomes one conversation: earlier turns keep their single historical
-    reply, the last turn has the two replies and a comparison without a strength."""
+def preferences_import(*, records: Iterable[LabRecord], source: str, campaign_slug: str) -> int:
+    """Each record becomes an item of its own: a finished conversation with one turn whose
+    ``prefix`` holds the history as the data has it, the responses as candidates in display
+    order, and one judgment with the question and answer as recorded (no worker).
+
+    ``records`` is consumed lazily, ``BATCH`` at a time, inside one transaction: a bad line
+    late in a large file (the reader raises) leaves nothing written.
+    """
     campaign, _ = Campaign.objects.get_or_create(
         slug=campaign_slug,
         defaults={
@@ -23,32 +39,60 @@ def preferences_import(*, pairs: list[Pair], source: str, campaign_slug: str) ->
             "is_active": False,
         },
     )
-    for pair in pairs:
-        conversation = Conversation.objects.create(
-            campaign=campaign, status=Conversation.Status.FINISHED, source=source
+    count = 0
+    records = iter(records)
+    while batch := tuple(islice(records, BATCH)):
+        _write_batch(batch, campaign, source)
+        count += len(batch)
+    return count
+
+
+def _write_batch(records: tuple[LabRecord, ...], campaign: Campaign, source: str) -> None:
+    conversations = Conversation.objects.bulk_create(
+        Conversation(campaign=campaign, status=Conversation.Status.FINISHED, source=source)
+        for _ in records
+    )
+    turns = Turn.objects.bulk_create(
+        Turn(
+            conversation=conversation,
+            index=0,
+            prefix=[{"role": m.role, "text": m.text} for m in record.context[:-1]],
+            human_text=record.context[-1].text,
+            display_order=list(range(len(record.responses))),
         )
-        turn = None
-        for message in pair.context:
-            if message.role == ASSISTANT:
-                reply = CandidateResponse.objects.create(
-                    turn=turn, slot=0, status=Status.DONE, text=message.text
-                )
-                turn.chosen = reply
-                turn.save(update_fields=["chosen"])
-                continue
-            index = 0 if turn is None else turn.index + 1
-            turn = Turn.objects.create(
-                conversation=conversation, index=index, human_text=message.text
-            )
-        chosen = CandidateResponse.objects.create(
-            turn=turn, slot=0, status=Status.DONE, text=pair.chosen
+        for conversation, record in zip(conversations, records, strict=True)
+    )
+    candidates = CandidateResponse.objects.bulk_create(
+        CandidateResponse(turn=turn, slot=slot, status=Status.DONE, text=text)
+        for turn, record in zip(turns, records, strict=True)
+        for slot, text in enumerate(record.responses)
+    )
+    by_turn: list[list[CandidateResponse]] = []
+    offset = 0
+    for record in records:
+        by_turn.append(candidates[offset : offset + len(record.responses)])
+        offset += len(record.responses)
+    for turn, record, shown in zip(turns, records, by_turn, strict=True):
+        turn.chosen = shown[record.order[0][0]]  # what the data's own dialogue went on with
+    Turn.objects.bulk_update(turns, ["chosen"])
+    judgments = Judgment.objects.bulk_create(
+        Judgment(
+            item=turn,
+            task_type=Judgment.TaskType.IMPORTED,
+            question=record.question,
+            strength=record.strength,
+            time_spent_ms=record.extra.get("time_spent_ms"),
+            comment=record.extra.get("comment") or "",
+            guideline_version=record.extra.get("guideline_version") or "",
+            provenance=record.extra.get("provenance") or {},
+            source=source,
         )
-        rejected = CandidateResponse.objects.create(
-            turn=turn, slot=1, status=Status.DONE, text=pair.rejected
-        )
-        turn.chosen = chosen
-        turn.save(update_fields=["chosen"])
-        Comparison.objects.create(
-            turn=turn, left=chosen, chosen=chosen, rejected=rejected, source=source
-        )
-    return len(pairs)
+        for turn, record in zip(turns, records, strict=True)
+    )
+    JudgedCandidate.objects.bulk_create(
+        JudgedCandidate(judgment=judgment, candidate=candidate, position=position, rank=rank)
+        for judgment, record, shown in zip(judgments, records, by_turn, strict=True)
+        for rank, group in enumerate(record.order)
+        for position in group
+        for candidate in [shown[position]]
+    )

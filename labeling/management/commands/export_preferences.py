@@ -8,35 +8,45 @@ from django.core.management.base import BaseCommand, CommandError
 from labeling import selectors
 from models_backend.dialogue import format_pair
 
+FORMATS = ("hh-rlhf", "lab", "rankings", "red-team")
+
 
 class Command(BaseCommand):
     help = (
-        "Write collected comparisons as preference pairs: hh-rlhf JSONL, or the lab's own JSONL "
-        "(context as chat messages, strength, campaign, models)."
+        "Write collected judgments: hh-rlhf pairs (chosen = preferred under the question asked: "
+        "in red-team data the less harmful reply), the lab's own JSONL (question, display order, "
+        "answer, provenance), K-way rankings, or red-team attempts."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("-o", "--output", required=True, help="File to write ('-' for stdout).")
-        parser.add_argument("--format", default="hh-rlhf", choices=["hh-rlhf", "lab"])
+        parser.add_argument("--format", default="hh-rlhf", choices=FORMATS)
         parser.add_argument(
             "--include-weakest",
             action="store_true",
-            help='Also export "about the same" comparisons (left out by default, as in the paper).',
+            help='Also export "about the same" judgments (left out by default, as in the paper).',
         )
         parser.add_argument("--campaign", help="Only this campaign (slug).")
 
     def handle(self, *args, output, include_weakest, campaign, **options):
-        chosen = {"include_weakest": include_weakest, "campaign_slug": campaign}
-        if options["format"] == "lab":
-            records = selectors.lab_export_rows(**chosen)
-        else:
-            records = (format_pair(pair) for _, pair in selectors.preference_pairs(**chosen))
+        records = _records(options["format"], include_weakest=include_weakest, campaign=campaign)
         rows = (json.dumps(record, ensure_ascii=False) for record in records)
         if output == "-":
             count = sum(1 for row in rows if self.stdout.write(row) or True)
         else:
             count = _write_atomically(Path(output), rows)
-        self.stderr.write(f"exported {count} pairs")
+        self.stderr.write(f"exported {count} rows ({options['format']})")
+
+
+def _records(fmt: str, *, include_weakest: bool, campaign: str | None):
+    chosen = {"include_weakest": include_weakest, "campaign_slug": campaign}
+    if fmt == "lab":
+        return selectors.lab_export_rows(**chosen)
+    if fmt == "rankings":
+        return selectors.rankings_export_rows(campaign_slug=campaign)
+    if fmt == "red-team":
+        return selectors.red_team_rows(campaign_slug=campaign)
+    return (format_pair(pair) for _, pair in selectors.preference_pairs(**chosen))
 
 
 def _write_atomically(path: Path, rows) -> int:

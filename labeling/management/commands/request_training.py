@@ -6,7 +6,7 @@ from labeling.tasks import default_training_config
 
 
 class Command(BaseCommand):
-    help = "Queue a preference-model training run on every usable comparison collected so far."
+    help = "Queue a preference-model training run on every usable judgment collected so far."
 
     def add_arguments(self, parser):
         parser.add_argument("--model", help="Base model spec (default: LAB_PM_BASE_SPEC).")
@@ -16,12 +16,12 @@ class Command(BaseCommand):
         parser.add_argument("--max-length", type=int)
 
     def handle(self, *args, **options):
-        available = selectors.preference_comparisons().count()
+        available = selectors.current_judgments().count()
         if available < 2:
-            raise CommandError(f"need at least 2 usable comparisons, have {available}")
+            raise CommandError(f"need at least 2 usable judgments, have {available}")
         config = default_training_config()
         for key in ("model", "epochs", "batch_size", "lr", "max_length"):
             if options[key] is not None:
                 config[key] = options[key]
         run = training_run_request(config=config)
-        self.stdout.write(f"queued training run {run.pk} on {available} comparisons: {config}")
+        self.stdout.write(f"queued training run {run.pk} on {available} judgments: {config}")

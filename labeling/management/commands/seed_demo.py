@@ -39,7 +39,7 @@ class Command(BaseCommand):
             slug="helpful-chat",
             defaults={
                 "name": "Helpful chat",
-                "mode": Campaign.Mode.HELPFUL,
+                "kind": Campaign.Kind.CHAT,
                 "instructions": INSTRUCTIONS,
                 "model_a": assistant,
                 "model_b": assistant,
