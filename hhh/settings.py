@@ -81,6 +81,7 @@ if _db_scheme == "sqlite":
         "timeout": 30,
     }
     # A file, not memory: the Celery worker process in the tests must see the same data.
+    # (The tests' VAR_DIR is a folder of their own: hhh/test_settings.py.)
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -1,4 +1,11 @@
-"""Shared fixtures: named actors, a tiny-random campaign, and a real Celery worker process."""
+"""Shared fixtures: named actors, a tiny-random campaign, and a real Celery worker process.
+
+The suite runs on hhh.test_settings (`--ds` in pyproject), loaded by pytest-django before
+this file: a temporary var folder of its own per session (test database, folder broker,
+preference models, beat schedule) and its own Redis database (15), so a `make demo`
+running meanwhile keeps its database and queued jobs. The folder's path is exported as
+LAB_TEST_VAR_DIR, with LAB_VAR_DIR and CELERY_BROKER_URL, to every process a test starts.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +27,14 @@ def pytest_configure(config):
     other processes made tests up to 30x slower."""
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ["LAB_TORCH_THREADS"] = "1"
+    from django.conf import settings
+
+    # The suite purges its broker's queues and creates its test database: on any other
+    # settings module those could be a running demo's.
+    if settings.SETTINGS_MODULE != "hhh.test_settings":
+        raise pytest.UsageError(
+            f"the tests run on hhh.test_settings, not {settings.SETTINGS_MODULE}"
+        )
     import torch
 
     torch.set_num_threads(1)
@@ -79,7 +94,8 @@ def worker_database_url() -> str:
 
 
 def purge_queues() -> None:
-    """Drop messages left in the broker by an earlier run (Redis and the folder broker)."""
+    """Drop messages an earlier session left in the suite's Redis database (the folder
+    broker starts empty in each session's folder). A demo's queues are elsewhere."""
     from hhh.celery import app
 
     with app.connection_for_write() as conn:
@@ -92,13 +108,13 @@ def purge_queues() -> None:
 
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
-    """A real `celery worker` process on all queues, against the test database."""
+    """A real `celery worker` process on all queues, against the test database. It inherits
+    the session's var folder and broker through the environment (hhh.test_settings)."""
     purge_queues()
     log_path = tmp_path_factory.mktemp("celery") / "worker.log"
     env = {
         **os.environ,
         "DATABASE_URL": worker_database_url(),
-        "LAB_PM_DIR": str(tmp_path_factory.mktemp("preference_models")),
         "LAB_LOG_LEVEL": "INFO",
     }
     cmd = [
