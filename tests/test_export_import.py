@@ -1,4 +1,5 @@
 import json
+from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -93,3 +94,19 @@ def test_a_nul_character_is_refused_with_its_line_number(tmp_path):
     with pytest.raises(CommandError, match=r":2:.*NUL"):
         call_command("import_preferences", str(bad))
     assert not Conversation.objects.exists()
+
+
+def test_the_public_harmless_file_imports_and_exports_back_every_pair_exactly(tmp_path):
+    from tests.public_data import harmless_base
+
+    source = harmless_base()
+    out = StringIO()
+    call_command("import_preferences", str(source), "--campaign", "harmless", stdout=out)
+    assert "imported 1812 comparisons" in out.getvalue()
+    assert "diverged_early 3" in out.getvalue() and "repeated_role 3" in out.getvalue()
+    exported = tmp_path / "out.jsonl"
+    call_command("export_preferences", "--include-weakest", "-o", str(exported))
+    expected = [
+        {"chosen": row["chosen"], "rejected": row["rejected"]} for row in read_jsonl(source)
+    ]
+    assert read_jsonl(exported) == expected
