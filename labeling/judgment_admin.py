@@ -3,6 +3,8 @@ corrected only by a superseding row (``services.judgments.judgment_supersede``).
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -72,7 +74,7 @@ class JudgmentAdmin(admin.ModelAdmin):
         "guideline_version",
         "ui_version",
         "source",
-        "provenance",
+        "provenance_json",
         "supersedes",
         "recorded_by",
         "reason",
@@ -98,6 +100,10 @@ class JudgmentAdmin(admin.ModelAdmin):
     def answer(self, judgment):
         return selectors.answer_text(judgment)
 
+    @admin.display(description="Provenance")
+    def provenance_json(self, judgment):
+        return format_html("<pre>{}</pre>", json.dumps(judgment.provenance, indent=1))
+
     @admin.display(description="Current", boolean=True)
     def is_current(self, judgment):
         return not hasattr(judgment, "superseded_by")
@@ -111,8 +117,8 @@ class JudgmentAdmin(admin.ModelAdmin):
         cells = format_html_join(
             "",
             '<td style="vertical-align:top;white-space:pre-wrap;max-width:32em">'
-            "<b>{} · rank {}</b> <small>{}</small><br>{}</td>",
-            ((s.letter, s.rank + 1, s.model or "", s.text) for s in view.shown),
+            "<b>{}</b> · {} <small>{}</small><br>{}</td>",
+            ((s.letter, s.note, s.model or "", s.text) for s in view.shown),
         )
         return format_html(
             "<div>{}</div><p><b>{}</b> {}</p><table><tr>{}</tr></table>",

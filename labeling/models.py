@@ -78,14 +78,21 @@ class ModelVersion(models.Model):
 
 class Campaign(models.Model):
     class Kind(models.TextChoices):
-        CHAT = "chat", "Chat: pick the better response at every turn"
-        RED_TEAM = "red_team", "Red team: pick the more harmful response at every turn"
-        RANKING = "ranking", "Ranking: order K responses to a context"
-        REJUDGE = "rejudge", "Re-judge: judge another worker's turn again"
+        CHAT = "chat", "Chat"
+        RED_TEAM = "red_team", "Red team"
+        RANKING = "ranking", "Ranking"
+        REJUDGE = "rejudge", "Re-judge"
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
-    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CHAT)
+    kind = models.CharField(
+        max_length=20,
+        choices=Kind.choices,
+        default=Kind.CHAT,
+        help_text="Chat: pick the better response at every turn. Red team: pick the more "
+        "harmful one. Ranking: order K responses to a context. Re-judge: judge another "
+        "worker's turn again.",
+    )
     instructions = models.TextField(help_text="Shown to crowdworkers on the task page.")
     candidates_per_item = models.PositiveSmallIntegerField(
         default=2, help_text="K: responses per item. 2 for chat and red team; 3-9 for ranking."

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from labeling import views
+from labeling import item_views, views
 
 app_name = "labeling"
 urlpatterns = [
@@ -12,4 +12,16 @@ urlpatterns = [
     path("turns/<int:pk>/candidates/", views.turn_candidates, name="turn_candidates"),
     path("turns/<int:pk>/compare/", views.comparison_submit, name="comparison_submit"),
     path("turns/<int:pk>/retry/", views.candidates_retry, name="candidates_retry"),
+    # Ranking and re-judge tasks: the next item served, and the answer about one.
+    path("tasks/<slug:slug>/", item_views.item_next, name="item_next"),
+    path(
+        "tasks/<slug:slug>/items/<int:pk>/rank/",
+        item_views.ranking_submit,
+        name="ranking_submit",
+    ),
+    path(
+        "tasks/<slug:slug>/items/<int:pk>/judge/",
+        item_views.rejudge_submit,
+        name="rejudge_submit",
+    ),
 ]

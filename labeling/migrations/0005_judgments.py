@@ -58,7 +58,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='campaign',
             name='kind',
-            field=models.CharField(choices=[('chat', 'Chat: pick the better response at every turn'), ('red_team', 'Red team: pick the more harmful response at every turn'), ('ranking', 'Ranking: order K responses to a context'), ('rejudge', "Re-judge: judge another worker's turn again")], default='chat', max_length=20),
+            field=models.CharField(choices=[('chat', 'Chat'), ('red_team', 'Red team'), ('ranking', 'Ranking'), ('rejudge', 'Re-judge')], default='chat', help_text="Chat: pick the better response at every turn. Red team: pick the more harmful one. Ranking: order K responses to a context. Re-judge: judge another worker's turn again.", max_length=20),
         ),
         migrations.AddField(
             model_name='campaign',
