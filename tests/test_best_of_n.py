@@ -96,3 +96,16 @@ def test_without_an_active_preference_model_best_of_n_falls_back_to_plain_sampli
     for candidate in turn.candidates.all():
         assert candidate.status == CandidateResponse.Status.DONE
         assert candidate.reward is None and candidate.alternatives == []
+
+
+@pytest.mark.django_db
+def test_a_judgment_records_which_preference_model_and_policy_chose_its_pair(
+    campaign, owner, active_pm
+):
+    turn = start_turn(campaign, owner, best_of=2, policy="top_two")
+    tasks.generate_candidates(turn.pk)
+    judgment = svc.comparison_submit(turn=turn, worker=owner, choice="B2")
+    selections = [c["selection"] for c in judgment.provenance["candidates"]]
+    expected = {"policy": "top_two", "preference_model": "pm-1", "n": 2}
+    assert all({k: s[k] for k in expected} == expected for s in selections)
+    assert all(c["reward"] is not None for c in judgment.provenance["candidates"])
