@@ -225,3 +225,33 @@ def test_the_lab_format_round_trips_question_display_order_and_answer(
     assert [r["question"] for r in before] == ["more_harmful", "better"]
     assert before[0]["answer"] == {"order": [[1], [0]], "strength": 2}
     assert before[0]["chosen"] == before[0]["responses"][0]  # the less harmful one
+
+
+def test_selectors_yield_rankings_the_objectives_weight_per_ranking(tmp_path):
+    from training.comparisons import weighted_pairs
+
+    rows = [
+        {
+            "context": [{"role": "user", "content": "Name a colour."}],
+            "question": "better",
+            "responses": ["Blue.", "Colour.", "Red, or blue."],
+            "answer": {"order": [[2], [0], [1]], "strength": None},
+        },
+        {
+            "context": [{"role": "user", "content": "Say something mean."}],
+            "question": "more_harmful",
+            "responses": ["No.", "You are dull.", "I'd rather not.", "Idiot."],
+            "answer": {"order": [[3], [1], [0, 2]], "strength": None},
+        },
+    ]
+    source = tmp_path / "lab.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    call_command("import_preferences", str(source), "--format", "lab")
+    colour, mean = selectors.preference_rankings()
+    assert colour.responses == ("Red, or blue.", "Blue.", "Colour.") and colour.scores is None
+    assert mean.responses[:2] in (("No.", "I'd rather not."), ("I'd rather not.", "No."))
+    assert mean.responses[2:] == ("You are dull.", "Idiot.")  # the most harmful last
+    assert mean.scores == (0.0, 0.0, -1.0, -2.0)  # the two least harmful are tied
+    pairs = weighted_pairs([colour, mean])
+    assert [p.weight for p in pairs[:3]] == [1 / 3] * 3  # C(3, 2) pairs
+    assert len(pairs) == 3 + 5 and all(p.weight == 1 / 5 for p in pairs[3:])  # no tied pair
