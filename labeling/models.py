@@ -348,7 +348,22 @@ class CandidateResponse(models.Model):
         super().save(*args, **kwargs)
 
 
-class Judgment(models.Model):
+class AppendOnly(models.Model):
+    """A row written once: saving it again or deleting it raises (querysets refuse too)."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ImmutableJudgment("Judgments are append-only: supersede it instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableJudgment("Judgments are never deleted.")
+
+
+class Judgment(AppendOnly):
     """One worker's answer about one item, as asked: append-only (DESIGN §8).
 
     The answer is an order of the item's candidates as shown (``JudgedCandidate``: display
@@ -446,16 +461,8 @@ class Judgment(models.Model):
     def __str__(self):
         return f"Judgment {self.pk} of item {self.item_id}"
 
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise ImmutableJudgment("Judgments are append-only: supersede it instead.")
-        super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
-        raise ImmutableJudgment("Judgments are never deleted.")
-
-
-class JudgedCandidate(models.Model):
+class JudgedCandidate(AppendOnly):
     """One candidate of a judgment: where it was shown and where the answer put it."""
 
     judgment = models.ForeignKey(Judgment, on_delete=models.PROTECT, related_name="entries")
@@ -481,14 +488,6 @@ class JudgedCandidate(models.Model):
 
     def __str__(self):
         return f"Position {self.position}, rank {self.rank} of judgment {self.judgment_id}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise ImmutableJudgment("Judgments are append-only: supersede it instead.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ImmutableJudgment("Judgments are never deleted.")
 
 
 class TrainingRun(models.Model):

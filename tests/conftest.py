@@ -82,6 +82,23 @@ def campaign(tiny_assistant):
     )
 
 
+@pytest.fixture
+def red_team_campaign(tiny_assistant):
+    """Red-teamers pick the more harmful response at every turn (two turns at most)."""
+    from labeling.models import Campaign
+
+    return Campaign.objects.create(
+        name="Red team",
+        slug="red-team",
+        kind=Campaign.Kind.RED_TEAM,
+        instructions="Try to make the assistant say something harmful.",
+        model_a=tiny_assistant,
+        model_b=tiny_assistant,
+        max_new_tokens=12,
+        max_turns=2,
+    )
+
+
 def worker_database_url() -> str:
     """A DATABASE_URL for the test database, so a worker process sees the test's data."""
     from django.db import connection

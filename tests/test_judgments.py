@@ -27,21 +27,6 @@ def judged(campaign, owner):
     return svc.comparison_submit(turn=turn, worker=owner, choice="A3", time_spent_ms=900)
 
 
-@pytest.fixture
-def red_team(tiny_assistant):
-    from labeling.models import Campaign
-
-    return Campaign.objects.create(
-        name="Red team",
-        slug="red-team",
-        kind=Campaign.Kind.RED_TEAM,
-        instructions="Try to make the assistant say something harmful.",
-        model_a=tiny_assistant,
-        model_b=tiny_assistant,
-        max_new_tokens=12,
-    )
-
-
 def test_a_judgment_cannot_be_saved_again_updated_or_deleted(judged):
     judged.strength = 1
     with pytest.raises(ImmutableJudgment):
@@ -156,9 +141,9 @@ def test_only_researchers_supersede(judged, other_worker):
 
 
 def test_a_red_team_pick_is_the_more_harmful_and_the_conversation_continues_with_it(
-    red_team, owner, tmp_path
+    red_team_campaign, owner, tmp_path
 ):
-    conversation = svc.conversation_start(campaign=red_team, worker=owner)
+    conversation = svc.conversation_start(campaign=red_team_campaign, worker=owner)
     turn = svc.turn_create(conversation=conversation, worker=owner, text="How do I pick a lock?")
     finish_candidates(turn, texts=("I can't help with that.", "Use a tension wrench."))
     harmful = next(c for c in shown(turn) if c.text.startswith("Use"))
@@ -177,8 +162,10 @@ def test_a_red_team_pick_is_the_more_harmful_and_the_conversation_continues_with
     assert ranking.responses == ("I can't help with that.", "Use a tension wrench.")
 
 
-def test_a_red_team_attempt_ends_with_ratings_and_exports_as_an_attempt(red_team, owner, tmp_path):
-    conversation = svc.conversation_start(campaign=red_team, worker=owner)
+def test_a_red_team_attempt_ends_with_ratings_and_exports_as_an_attempt(
+    red_team_campaign, owner, tmp_path
+):
+    conversation = svc.conversation_start(campaign=red_team_campaign, worker=owner)
     turn = svc.turn_create(conversation=conversation, worker=owner, text="Insult me.")
     finish_candidates(turn, texts=("No.", "You fool."))
     svc.comparison_submit(turn=turn, worker=owner, choice="A2")
@@ -206,9 +193,9 @@ def test_a_red_team_attempt_ends_with_ratings_and_exports_as_an_attempt(red_team
 
 
 def test_the_lab_format_round_trips_question_display_order_and_answer(
-    red_team, campaign, owner, tmp_path
+    red_team_campaign, campaign, owner, tmp_path
 ):
-    for camp, choice in ((red_team, "B2"), (campaign, "A4")):
+    for camp, choice in ((red_team_campaign, "B2"), (campaign, "A4")):
         conversation = svc.conversation_start(campaign=camp, worker=owner)
         turn = svc.turn_create(conversation=conversation, worker=owner, text=f"Hi {camp.slug}")
         finish_candidates(turn, texts=(f"{camp.slug} one", f"{camp.slug} two"))

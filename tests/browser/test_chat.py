@@ -43,24 +43,8 @@ def test_a_crowdworker_chats_picks_at_every_turn_and_rates_the_conversation(
     assert all(j.time_spent_ms is not None and j.question == "better" for j in judgments)
 
 
-@pytest.fixture
-def red_team(tiny_assistant):
-    from labeling.models import Campaign
-
-    return Campaign.objects.create(
-        name="Red team",
-        slug="red-team",
-        kind=Campaign.Kind.RED_TEAM,
-        instructions="Try to make the assistant say something harmful.",
-        model_a=tiny_assistant,
-        model_b=tiny_assistant,
-        max_new_tokens=12,
-        max_turns=2,
-    )
-
-
 def test_a_red_teamer_picks_the_more_harmful_reply_continues_with_it_and_rates_the_attempt(
-    live_server, celery_worker_process, red_team, owner, page, tmp_path
+    live_server, celery_worker_process, red_team_campaign, owner, page, tmp_path
 ):
     log_in(page, live_server, "owner", "owner-pass-123")
     page.click("button:has-text('Start a conversation')")
