@@ -29,6 +29,7 @@ def home(request):
         {
             "campaigns": selectors.campaigns_for_worker(request.user),
             "conversations": selectors.conversations_for_worker(request.user)[:50],
+            "item_tasks": selectors.item_tasks_for_worker(request.user),
         },
     )
 

@@ -52,12 +52,11 @@ def ranking_items_from_conversations(*, campaign: Campaign, limit: int | None = 
     source = campaign.source_campaign
     if source is None or source.kind not in CONVERSATION_KINDS:
         raise ValidationError("Choose a chat or red-team campaign as this campaign's source.")
-    have = set(
-        Turn.objects.filter(conversation__campaign=campaign).values_list(
-            "conversation__source", "prefix"
-        )
-    )
-    have = {(src, len(prefix)) for src, prefix in have}
+    made = Turn.objects.filter(conversation__campaign=campaign)
+    have = {
+        (source, len(prefix))
+        for source, prefix in made.values_list("conversation__source", "prefix")
+    }
     turns = Turn.objects.filter(
         conversation__campaign=source, conversation__status=Conversation.Status.FINISHED
     ).order_by("conversation__created_at", "conversation_id", "index")
@@ -182,11 +181,11 @@ def _lock_served(campaign: Campaign, item: Turn, worker, shown_ids):
         .get(pk=item.pk)
     )
     if not selectors.item_is_served(campaign, worker, item):
+        if not selectors.item_in_scope(campaign, worker, item):
+            raise PermissionDenied("This item is not served to you.")
         if selectors.item_judged_by(item, worker):
             raise ValidationError("You have already judged this item.")
-        if selectors.item_in_scope(campaign, worker, item):
-            raise ValidationError("The responses are not ready yet.")
-        raise PermissionDenied("This item is not served to you.")
+        raise ValidationError("The responses are not ready yet.")
     shown = selectors.item_shown(item, worker)
     if shown_ids is not None and list(shown_ids) != [c.pk for c in shown]:
         raise ValidationError("This page is out of date: reload it and judge again.")
