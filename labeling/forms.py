@@ -1,3 +1,5 @@
+import time
+
 from django import forms
 
 from labeling.scale import CHOICES
@@ -57,3 +59,15 @@ class RedTeamFinishForm(forms.Form):
         label="How harmful was the worst reply? (1 = harmless, 5 = very harmful)",
     )
     comment = FinishForm.base_fields["comment"]
+
+
+MAX_TIME_SPENT_MS = 24 * 3600 * 1000
+
+
+def time_spent_ms(shown_at: int | None) -> int | None:
+    """Milliseconds from ``shown_at`` (the server's clock when the page showed the ready
+    candidates, posted back by the form) to now; None when missing or implausible."""
+    if shown_at is None:
+        return None
+    spent = int(time.time() * 1000) - shown_at
+    return spent if 0 <= spent <= MAX_TIME_SPENT_MS else None

@@ -14,10 +14,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling import scale, selectors
+from labeling.forms import time_spent_ms
 from labeling.item_forms import RankingForm, RejudgeForm
 from labeling.models import CandidateResponse, Turn
 from labeling.services import items as services
-from labeling.views import _time_spent
 
 PAGE = "labeling/item.html"
 
@@ -44,7 +44,7 @@ def ranking_submit(request, slug, pk):
                 worker=request.user,
                 order=form.order(),
                 shown_ids=form.cleaned_data["shown"],
-                time_spent_ms=_time_spent(form.cleaned_data["shown_at"]),
+                time_spent_ms=time_spent_ms(form.cleaned_data["shown_at"]),
                 comment=form.cleaned_data["comment"],
             )
         except ValidationError as exc:
@@ -66,7 +66,7 @@ def rejudge_submit(request, slug, pk):
                 worker=request.user,
                 choice=form.cleaned_data["choice"],
                 shown_ids=form.cleaned_data["shown"],
-                time_spent_ms=_time_spent(form.cleaned_data["shown_at"]),
+                time_spent_ms=time_spent_ms(form.cleaned_data["shown_at"]),
                 comment=form.cleaned_data["comment"],
             )
         except ValidationError as exc:

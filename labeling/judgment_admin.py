@@ -61,7 +61,7 @@ class JudgmentAdmin(admin.ModelAdmin):
         "is_current",
         "created_at",
     ]
-    list_filter = ["task_type", "question", "source", "item__conversation__campaign"]
+    list_filter = ["task_type", "question", "source", "campaign"]
     list_select_related = ["item", "worker", "superseded_by"]
     fields = [
         "side_by_side",

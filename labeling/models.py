@@ -387,6 +387,12 @@ class Judgment(AppendOnly):
     STRENGTH_LABELS = {1: "about the same", 2: "slightly", 3: "", 4: "much"}
 
     item = models.ForeignKey(Turn, on_delete=models.PROTECT, related_name="judgments")
+    campaign = models.ForeignKey(
+        Campaign,
+        on_delete=models.PROTECT,
+        related_name="judgments",
+        help_text="The campaign that asked: the item's own, or the re-judge campaign.",
+    )
     worker = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -183,7 +183,7 @@ def current_judgments(
     if not include_weakest:
         qs = qs.filter(Q(strength__isnull=True) | Q(strength__gt=1))
     if campaign_slug:
-        qs = qs.filter(item__conversation__campaign__slug=campaign_slug)
+        qs = qs.filter(campaign__slug=campaign_slug)
     return qs
 
 
@@ -236,14 +236,14 @@ def lab_export_rows(*, include_weakest: bool = False, campaign_slug: str | None 
     answer as asked, chosen/rejected as the question maps them, and the provenance (read
     back by ``import_preferences --format lab`` and ``training.loaders`` format "lab")."""
     qs = current_judgments(include_weakest=include_weakest, campaign_slug=campaign_slug)
-    qs = _with_entries(qs.select_related("item__conversation__campaign", "recorded_by"))
+    qs = _with_entries(qs.select_related("campaign", "recorded_by"))
     for judgment in qs.iterator(chunk_size=500):
         context = dialogue_before(judgment.item)
         texts, order = judgment_shown(judgment)
         ranking = judgment_ranking(judgment, context)
         row = {
             "id": judgment.pk,
-            "campaign": judgment.item.conversation.campaign.slug,
+            "campaign": judgment.campaign.slug,
             "task_type": judgment.task_type,
             "question": judgment.question,
             "context": chat_messages(context),

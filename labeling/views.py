@@ -12,12 +12,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling import scale, selectors
-from labeling.forms import ComparisonForm, FinishForm, MessageForm, RedTeamFinishForm
+from labeling.forms import (
+    ComparisonForm,
+    FinishForm,
+    MessageForm,
+    RedTeamFinishForm,
+    time_spent_ms,
+)
 from labeling.services import conversations as services
 from labeling.services.generation import candidates_retry as retry_service
 
 PAGE = "labeling/conversation.html"
-MAX_TIME_SPENT_MS = 24 * 3600 * 1000
 
 
 @login_required
@@ -92,7 +97,7 @@ def comparison_submit(request, pk):
                 turn=turn,
                 worker=request.user,
                 choice=form.cleaned_data["choice"],
-                time_spent_ms=_time_spent(form.cleaned_data["shown_at"]),
+                time_spent_ms=time_spent_ms(form.cleaned_data["shown_at"]),
                 comment=form.cleaned_data["comment"],
             )
             form = None
@@ -170,10 +175,3 @@ def _context(request, conversation, *, message_form=None, comparison_form=None, 
         "finish_form": finish_form or _finish_form(campaign),
         "shown_at": int(time.time() * 1000),
     }
-
-
-def _time_spent(shown_at: int | None) -> int | None:
-    if shown_at is None:
-        return None
-    spent = int(time.time() * 1000) - shown_at
-    return spent if 0 <= spent <= MAX_TIME_SPENT_MS else None

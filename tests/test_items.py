@@ -365,12 +365,14 @@ def test_a_rejudge_of_red_teaming_asks_more_harmful_and_exports_the_less_harmful
     assert row["question"] == "more_harmful"
     assert (row["chosen"], row["rejected"]) == (shown[1].text, shown[0].text)
     out = tmp_path / "pairs.jsonl"
-    call_command("export_preferences", "-o", str(out), "--campaign", red_team_campaign.slug)
+    call_command("export_preferences", "-o", str(out), "--campaign", rejudge.slug)
     pairs = [json.loads(line) for line in out.read_text().splitlines()]
-    assert {
-        "chosen": f"\n\nHuman: Hello\n\nAssistant: {shown[1].text}",
-        "rejected": f"\n\nHuman: Hello\n\nAssistant: {shown[0].text}",
-    } in pairs
+    assert pairs == [  # the re-judge campaign's own judgments only
+        {
+            "chosen": f"\n\nHuman: Hello\n\nAssistant: {shown[1].text}",
+            "rejected": f"\n\nHuman: Hello\n\nAssistant: {shown[0].text}",
+        }
+    ]
 
 
 # --- Pages ---------------------------------------------------------------------------

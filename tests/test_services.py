@@ -98,7 +98,12 @@ def test_the_database_refuses_a_second_judgment_by_the_same_worker(conversation,
     svc.comparison_submit(turn=turn, worker=owner, choice="A4")
     with pytest.raises(IntegrityError), transaction.atomic():
         Judgment.objects.create(
-            item=turn, worker=owner, task_type="chat", question="better", strength=2
+            item=turn,
+            campaign=turn.conversation.campaign,
+            worker=owner,
+            task_type="chat",
+            question="better",
+            strength=2,
         )
 
 

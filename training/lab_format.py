@@ -44,19 +44,19 @@ def iter_lab_records(path, *, limit: int | None = None):
 
 
 def parse_lab_row(row: dict, where: str) -> LabRecord:
-    from training.loaders import _context, _messages, _text
+    from training.loaders import check_context, check_text, parse_messages
 
     if "context" not in row:
         raise DataError(f"{where}: missing field 'context'")
-    context = _context(_messages(row["context"], where, "context"), where)
+    context = check_context(parse_messages(row["context"], where, "context"), where)
     extra = {key: row[key] for key in KEPT if key in row}
     if "responses" not in row:  # the older pair form: chosen is the better one
         for name in ("chosen", "rejected"):
             if name not in row:
                 raise DataError(f"{where}: missing field {name!r} (or 'responses')")
         responses = (
-            _text(row["chosen"], where, "chosen"),
-            _text(row["rejected"], where, "rejected"),
+            check_text(row["chosen"], where, "chosen"),
+            check_text(row["rejected"], where, "rejected"),
         )
         return LabRecord(
             context,
@@ -70,7 +70,7 @@ def parse_lab_row(row: dict, where: str) -> LabRecord:
     raw = row["responses"]
     if not isinstance(raw, list) or len(raw) < 2:
         raise DataError(f"{where}: 'responses' must list at least two responses")
-    responses = tuple(_text(r, where, f"responses[{i}]") for i, r in enumerate(raw))
+    responses = tuple(check_text(r, where, f"responses[{i}]") for i, r in enumerate(raw))
     question = row.get("question")
     if question not in QUESTIONS:
         raise DataError(f"{where}: 'question' must be one of {', '.join(QUESTIONS)}")

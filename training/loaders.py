@@ -67,7 +67,7 @@ def _hh_ranking(pair: Pair, path) -> Ranking:
     return Ranking(tuple(pair.context), (pair.chosen, pair.rejected), f"{path}")
 
 
-def _text(value, where: str, field: str) -> str:
+def check_text(value, where: str, field: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise DataError(f"{where}: {field!r} must be a non-empty string")
     if "\x00" in value:
@@ -75,9 +75,9 @@ def _text(value, where: str, field: str) -> str:
     return value
 
 
-def _messages(value, where: str, field: str) -> list[Message]:
+def parse_messages(value, where: str, field: str) -> list[Message]:
     if isinstance(value, str):
-        return [Message(HUMAN, _text(value, where, field))]
+        return [Message(HUMAN, check_text(value, where, field))]
     if not isinstance(value, list) or not value:
         raise DataError(f"{where}: {field!r} must be a string or a non-empty list of messages")
     messages = []
@@ -86,11 +86,13 @@ def _messages(value, where: str, field: str) -> list[Message]:
             raise DataError(
                 f"{where}: {field}[{i}] must be {{'role': 'user' | 'assistant', 'content': …}}"
             )
-        messages.append(Message(_ROLES[item["role"]], _text(item.get("content"), where, field)))
+        messages.append(
+            Message(_ROLES[item["role"]], check_text(item.get("content"), where, field))
+        )
     return messages
 
 
-def _context(messages: list[Message], where: str) -> tuple[Message, ...]:
+def check_context(messages: list[Message], where: str) -> tuple[Message, ...]:
     """Runs of same-role messages are kept: public data has them (DESIGN §3)."""
     if not messages or messages[0].role != HUMAN:
         raise DataError(f"{where}: the context must be non-empty, user first")
@@ -101,8 +103,8 @@ def _context(messages: list[Message], where: str) -> tuple[Message, ...]:
 
 def _reply(value, where: str, field: str) -> str:
     if isinstance(value, str):
-        return _text(value, where, field)
-    messages = _messages(value, where, field)
+        return check_text(value, where, field)
+    messages = parse_messages(value, where, field)
     if messages[-1].role != ASSISTANT:
         raise DataError(f"{where}: {field!r} must end with an assistant message")
     return messages[-1].text
@@ -113,13 +115,13 @@ def _preference(row: dict, where: str) -> Ranking:
         if field not in row:
             raise DataError(f"{where}: missing field {field!r}")
     if "prompt" in row:
-        context = _messages(row["prompt"], where, "prompt")
+        context = parse_messages(row["prompt"], where, "prompt")
         return Ranking(
-            _context(context, where),
+            check_context(context, where),
             (_reply(row["chosen"], where, "chosen"), _reply(row["rejected"], where, "rejected")),
             where,
         )
-    chosen, rejected = (_messages(row[f], where, f) for f in ("chosen", "rejected"))
+    chosen, rejected = (parse_messages(row[f], where, f) for f in ("chosen", "rejected"))
     if chosen[:-1] != rejected[:-1]:
         raise DataError(
             f"{where}: without 'prompt', chosen and rejected must differ only at the end"
@@ -127,7 +129,7 @@ def _preference(row: dict, where: str) -> Ranking:
     for field, messages in (("chosen", chosen), ("rejected", rejected)):
         if messages[-1].role != ASSISTANT or len(messages) < 2:
             raise DataError(f"{where}: {field!r} must end with an assistant reply to a prompt")
-    return Ranking(_context(chosen[:-1], where), (chosen[-1].text, rejected[-1].text), where)
+    return Ranking(check_context(chosen[:-1], where), (chosen[-1].text, rejected[-1].text), where)
 
 
 def _rankings(row: dict, where: str) -> Ranking:
@@ -136,8 +138,8 @@ def _rankings(row: dict, where: str) -> Ranking:
     responses = row.get("responses")
     if not isinstance(responses, list) or len(responses) < 2:
         raise DataError(f"{where}: 'responses' must list at least two responses, best first")
-    texts = tuple(_text(r, where, f"responses[{i}]") for i, r in enumerate(responses))
-    context = _context(_messages(row["context"], where, "context"), where)
+    texts = tuple(check_text(r, where, f"responses[{i}]") for i, r in enumerate(responses))
+    context = check_context(parse_messages(row["context"], where, "context"), where)
     scores = row.get("scores")
     if scores is not None:
         if not isinstance(scores, list) or not all(
@@ -172,7 +174,7 @@ def _bigbench(path, limit: int | None) -> list[Ranking]:
             if len(example.correct) == len(example.choices):
                 raise DataError(f"{where}: every choice has the top score; nothing to rank")
             order = sorted(range(len(example.choices)), key=lambda i: -example.target_scores[i])
-            context = (Message(HUMAN, _text(example.input, where, "input")),)
+            context = (Message(HUMAN, check_text(example.input, where, "input")),)
             responses = tuple(example.choices[i] for i in order)
             scores = tuple(float(example.target_scores[i]) for i in order)
             rankings.append(Ranking(context, responses, where, scores=scores))

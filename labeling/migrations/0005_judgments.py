@@ -138,6 +138,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name='judgment',
+            name='campaign',
+            field=models.ForeignKey(help_text="The campaign that asked: the item's own, or the re-judge campaign.", on_delete=django.db.models.deletion.PROTECT, related_name='judgments', to='labeling.campaign'),
+        ),
+        migrations.AddField(
+            model_name='judgment',
             name='item',
             field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='judgments', to='labeling.turn'),
         ),

@@ -52,6 +52,7 @@ def _convert(comparisons, Judgment, JudgedCandidate):
         judgments.append(
             Judgment(
                 item_id=c.turn_id,
+                campaign_id=campaign.pk,
                 worker_id=c.worker_id,
                 recorded_by_id=c.worker_id,
                 task_type=task_type,

@@ -80,6 +80,7 @@ def comparison_submit(
     campaign = turn.conversation.campaign
     judgment = judgment_record(
         item=turn,
+        campaign=campaign,
         worker=worker,
         task_type=campaign.kind,
         question=campaign.question,

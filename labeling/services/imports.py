@@ -82,6 +82,7 @@ def _write_batch(records: tuple[LabRecord, ...], campaign: Campaign, source: str
     judgments = Judgment.objects.bulk_create(
         Judgment(
             item=turn,
+            campaign=campaign,
             task_type=Judgment.TaskType.IMPORTED,
             question=record.question,
             strength=record.strength,

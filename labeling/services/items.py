@@ -118,6 +118,7 @@ def ranking_submit(
         raise ValidationError("Give each response a place of its own: this task has no ties.")
     return judgment_record(
         item=item,
+        campaign=campaign,
         worker=worker,
         task_type=Judgment.TaskType.RANKING,
         question=BETTER,
@@ -156,6 +157,7 @@ def rejudge_submit(
         raise ValidationError("A re-judge compares two responses.")
     return judgment_record(
         item=item,
+        campaign=campaign,
         worker=worker,
         task_type=Judgment.TaskType.REJUDGE,
         question=campaign.question,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
-from labeling.models import CandidateResponse, JudgedCandidate, Judgment, Turn
+from labeling.models import Campaign, CandidateResponse, JudgedCandidate, Judgment, Turn
 from training.questions import check_order, check_question
 
 UI_VERSION = "2"
@@ -32,6 +32,7 @@ def candidate_provenance(candidate: CandidateResponse) -> dict:
 def judgment_record(
     *,
     item: Turn,
+    campaign: Campaign,
     worker,
     task_type: str,
     question: str,
@@ -63,6 +64,7 @@ def judgment_record(
         with transaction.atomic():  # a duplicate must not abort the caller's transaction
             judgment = Judgment.objects.create(
                 item=item,
+                campaign=campaign,
                 worker=worker,
                 task_type=task_type,
                 question=question,
@@ -98,22 +100,21 @@ def judgment_supersede(
         raise ValidationError("Say why this judgment is superseded.")
     # Lock the row: two researchers correcting at once must not both pass the check below.
     old = (
-        Judgment.objects.select_for_update()
-        .select_related("item__conversation__campaign")
-        .get(pk=judgment.pk)
+        Judgment.objects.select_for_update().select_related("item", "campaign").get(pk=judgment.pk)
     )
     if Judgment.objects.filter(supersedes=old).exists():
         raise ValidationError("This judgment was already superseded: correct the latest one.")
     entries = list(old.entries.select_related("candidate__model_version").order_by("position"))
     return judgment_record(
         item=old.item,
+        campaign=old.campaign,
         worker=old.worker,
         task_type=old.task_type,
         question=old.question,
         shown=[e.candidate for e in entries],
         order=order,
         strength=strength,
-        ties=old.item.conversation.campaign.allow_ties,
+        ties=old.campaign.allow_ties,
         guideline_version=old.guideline_version,
         ui_version="admin",
         source=old.source,

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from labeling.models import Campaign
 from labeling.services.items import ranking_items_create
 from training.data import DataError, jsonl_rows
-from training.loaders import _context, _messages  # the loaders' rules for a context
+from training.loaders import check_context, parse_messages  # the loaders' rules for a context
 
 
 class Command(BaseCommand):
@@ -48,4 +48,4 @@ def read_prompts(path: Path):
         field = "prompt" if "prompt" in row else "context"
         if field == "prompt" and not isinstance(row["prompt"], str):
             raise DataError(f"{where}: 'prompt' must be a non-empty string")
-        yield _context(_messages(row[field], where, field), where)
+        yield check_context(parse_messages(row[field], where, field), where)
