@@ -1,5 +1,5 @@
 """Ranking and re-judge pages: parse, call one service, render. A campaign's page shows the
-next item served to the worker (``selectors.next_item``); with htmx a submit returns the
+next item served to the worker (``item_selectors.next_item``); with htmx a submit returns the
 page's ``item`` fragment holding the next one, without JavaScript it redirects back."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from labeling import scale, selectors
+from labeling import item_selectors, scale
 from labeling.forms import time_spent_ms
 from labeling.item_forms import RankingForm, RejudgeForm
 from labeling.models import CandidateResponse, Turn
@@ -25,7 +25,7 @@ PAGE = "labeling/item.html"
 @login_required
 @require_GET
 def item_next(request, slug):
-    campaign = selectors.get_item_campaign_for_user(request.user, slug)
+    campaign = item_selectors.get_item_campaign_for_user(request.user, slug)
     context = _context(request, campaign)
     return render(request, f"{PAGE}#item" if request.htmx else PAGE, context)
 
@@ -33,8 +33,8 @@ def item_next(request, slug):
 @login_required
 @require_POST
 def ranking_submit(request, slug, pk):
-    campaign = selectors.get_item_campaign_for_user(request.user, slug)
-    item = selectors.get_item_for_worker(request.user, campaign, pk)
+    campaign = item_selectors.get_item_campaign_for_user(request.user, slug)
+    item = item_selectors.get_item_for_worker(request.user, campaign, pk)
     form = RankingForm(request.POST, k=item.candidates.count())
     if form.is_valid():
         try:
@@ -55,8 +55,8 @@ def ranking_submit(request, slug, pk):
 @login_required
 @require_POST
 def rejudge_submit(request, slug, pk):
-    campaign = selectors.get_item_campaign_for_user(request.user, slug)
-    item = selectors.get_item_for_worker(request.user, campaign, pk)
+    campaign = item_selectors.get_item_campaign_for_user(request.user, slug)
+    item = item_selectors.get_item_for_worker(request.user, campaign, pk)
     form = RejudgeForm(request.POST)
     if form.is_valid():
         try:
@@ -99,9 +99,9 @@ class RankCard:
 def _context(request, campaign, *, refused: Turn | None = None, form=None, saved=False):
     user = request.user
     errors = [e for errors in form.errors.values() for e in errors] if form is not None else []
-    keep = refused is not None and selectors.item_is_served(campaign, user, refused)
-    item = refused if keep else selectors.next_item(campaign, user)
-    view = selectors.item_view(item, user) if item is not None else None
+    keep = refused is not None and item_selectors.item_is_served(campaign, user, refused)
+    item = refused if keep else item_selectors.next_item(campaign, user)
+    view = item_selectors.item_view(item, user) if item is not None else None
     question = campaign.question
     return {
         "campaign": campaign,
@@ -113,7 +113,7 @@ def _context(request, campaign, *, refused: Turn | None = None, form=None, saved
         "comment": form.data.get("comment", "") if keep else "",
         "errors": errors,
         "saved": saved,
-        "generating": 0 if view else selectors.items_generating(campaign, user),
+        "generating": 0 if view else item_selectors.items_generating(campaign, user),
         "shown_at": int(time.time() * 1000),
     }
 

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from labeling import scale, selectors
+from labeling import item_selectors, scale, selectors
 from labeling.forms import (
     ComparisonForm,
     FinishForm,
@@ -34,7 +34,7 @@ def home(request):
         {
             "campaigns": selectors.campaigns_for_worker(request.user),
             "conversations": selectors.conversations_for_worker(request.user)[:50],
-            "item_tasks": selectors.item_tasks_for_worker(request.user),
+            "item_tasks": item_selectors.item_tasks_for_worker(request.user),
         },
     )
 

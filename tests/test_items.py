@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils.html import escape
 
-from labeling import scale, selectors
+from labeling import export_rows, item_selectors, scale, selectors
 from labeling.models import Campaign, CandidateResponse, Conversation, Judgment, Turn
 from labeling.services import conversations as chat
 from labeling.services import items
@@ -214,22 +214,22 @@ def test_ranking_items_are_served_when_ready_oldest_first_and_once_per_worker(
     older = ranking_item(ranking_campaign, FOUR)
     newer = ranking_item(ranking_campaign, FOUR)
 
-    assert selectors.next_item(ranking_campaign, owner) == older
-    assert selectors.items_generating(ranking_campaign, owner) == 1
+    assert item_selectors.next_item(ranking_campaign, owner) == older
+    assert item_selectors.items_generating(ranking_campaign, owner) == 1
     rank(ranking_campaign, older, owner, [[0], [1], [2], [3]])
-    assert list(selectors.items_for_worker(ranking_campaign, owner)) == [newer]
-    assert list(selectors.items_for_worker(ranking_campaign, other_worker)) == [older, newer]
+    assert list(item_selectors.items_for_worker(ranking_campaign, owner)) == [newer]
+    assert list(item_selectors.items_for_worker(ranking_campaign, other_worker)) == [older, newer]
     finish_candidates(generating, FOUR)
-    assert selectors.next_item(ranking_campaign, owner) == generating  # oldest of all
+    assert item_selectors.next_item(ranking_campaign, owner) == generating  # oldest of all
 
 
 def test_each_worker_sees_their_own_stable_order_and_the_judgment_records_it(
     ranking_campaign, owner, other_worker
 ):
     made = [ranking_item(ranking_campaign, FOUR, prompt=f"Q{i}") for i in range(6)]
-    mine = [[c.pk for c in selectors.item_shown(item, owner)] for item in made]
-    assert mine == [[c.pk for c in selectors.item_shown(item, owner)] for item in made]
-    theirs = [[c.pk for c in selectors.item_shown(item, other_worker)] for item in made]
+    mine = [[c.pk for c in item_selectors.item_shown(item, owner)] for item in made]
+    assert mine == [[c.pk for c in item_selectors.item_shown(item, owner)] for item in made]
+    theirs = [[c.pk for c in item_selectors.item_shown(item, other_worker)] for item in made]
     assert mine != theirs  # 6 items, 24 orders each: equal only by a 1-in-24^6 accident
     assert all(sorted(m) == sorted(t) for m, t in zip(mine, theirs, strict=True))
 
@@ -281,7 +281,7 @@ def test_a_second_answer_a_stale_page_or_an_unready_item_is_a_clear_message(
     ranking_campaign, owner
 ):
     item = ranking_item(ranking_campaign, FOUR)
-    shown = [c.pk for c in selectors.item_shown(item, owner)]
+    shown = [c.pk for c in item_selectors.item_shown(item, owner)]
     with pytest.raises(ValidationError, match="out of date"):
         rank(ranking_campaign, item, owner, [[0], [1], [2], [3]], shown_ids=shown[::-1])
     rank(ranking_campaign, item, owner, [[0], [1], [2], [3]], shown_ids=shown)
@@ -309,17 +309,17 @@ def test_a_rejudge_serves_other_workers_judged_turns_never_ones_own(
     finish_candidates(unjudged)
     others = judged_turn(campaign, other_worker)
 
-    assert list(selectors.items_for_worker(rejudge, owner)) == [others]
-    assert list(selectors.items_for_worker(rejudge, other_worker)) == [owners]
-    assert list(selectors.items_for_worker(rejudge, third)) == [owners, others]  # oldest first
+    assert list(item_selectors.items_for_worker(rejudge, owner)) == [others]
+    assert list(item_selectors.items_for_worker(rejudge, other_worker)) == [owners]
+    assert list(item_selectors.items_for_worker(rejudge, third)) == [owners, others]  # oldest first
     with pytest.raises(PermissionDenied):
         items.rejudge_submit(campaign=rejudge, item=owners, worker=owner, choice="A2")
     with pytest.raises(PermissionDenied):
         items.rejudge_submit(campaign=rejudge, item=unjudged, worker=third, choice="A2")
 
     items.rejudge_submit(campaign=rejudge, item=owners, worker=third, choice="B3")
-    assert list(selectors.items_for_worker(rejudge, third)) == [others]
-    assert list(selectors.items_for_worker(rejudge, other_worker)) == [owners]
+    assert list(item_selectors.items_for_worker(rejudge, third)) == [others]
+    assert list(item_selectors.items_for_worker(rejudge, other_worker)) == [owners]
     with pytest.raises(ValidationError, match="already judged"):
         items.rejudge_submit(campaign=rejudge, item=owners, worker=third, choice="A1")
 
@@ -331,7 +331,7 @@ def test_a_rejudge_records_its_own_order_and_leaves_the_conversation_as_it_went_
     turn = judged_turn(campaign, owner, choice="A4")
     chosen = turn.chosen_id
     owners_judgment = Judgment.objects.get(worker=owner)
-    shown = selectors.item_shown(turn, other_worker)
+    shown = item_selectors.item_shown(turn, other_worker)
 
     judgment = items.rejudge_submit(
         campaign=rejudge,
@@ -357,11 +357,11 @@ def test_a_rejudge_of_red_teaming_asks_more_harmful_and_exports_the_less_harmful
     rejudge = rejudge_of(red_team_campaign)
     assert rejudge.question == "more_harmful"
     turn = judged_turn(red_team_campaign, owner, texts=("Here is how: ...", "I can't help."))
-    shown = selectors.item_shown(turn, other_worker)
+    shown = item_selectors.item_shown(turn, other_worker)
     judgment = items.rejudge_submit(campaign=rejudge, item=turn, worker=other_worker, choice="A3")
     assert judgment.question == "more_harmful"
 
-    [row] = [r for r in selectors.lab_export_rows() if r["task_type"] == "rejudge"]
+    [row] = [r for r in export_rows.lab_export_rows() if r["task_type"] == "rejudge"]
     assert row["question"] == "more_harmful"
     assert (row["chosen"], row["rejected"]) == (shown[1].text, shown[0].text)
     out = tmp_path / "pairs.jsonl"
@@ -409,7 +409,7 @@ def test_a_ranking_posted_without_javascript_is_saved_and_the_next_item_follows(
     client.force_login(owner)
     page = client.get(reverse("labeling:item_next", args=[ranking_campaign.slug]))
     body = page.content.decode()
-    shown = selectors.item_shown(item, owner)
+    shown = item_selectors.item_shown(item, owner)
     assert "&lt;b&gt;Lyon&lt;/b&gt;" in body and "<b>Lyon</b>" not in body  # escaped
     texts = [escape(c.text) for c in shown]
     assert sorted(texts, key=body.index) == texts  # in the worker's order
@@ -435,7 +435,7 @@ def test_with_htmx_a_ranking_returns_the_item_fragment_with_the_next_item(
     ranking_item(ranking_campaign)  # still generating
     client.force_login(owner)
     submit = reverse("labeling:ranking_submit", args=[ranking_campaign.slug, first.pk])
-    shown_ids = ",".join(str(c.pk) for c in selectors.item_shown(first, owner))
+    shown_ids = ",".join(str(c.pk) for c in item_selectors.item_shown(first, owner))
     response = client.post(submit, {"shown": shown_ids, **places([0, 1, 2, 3])}, **HX)
     body = response.content.decode()
     assert response.status_code == 200 and "<html" not in body
@@ -477,7 +477,7 @@ def test_the_rejudge_page_hides_earlier_judgments_and_asks_the_source_question(
         reverse("labeling:rejudge_submit", args=[rejudge.slug, turn.pk]),
         {
             "choice": "B4",
-            "shown": ",".join(str(c.pk) for c in selectors.item_shown(turn, other_worker)),
+            "shown": ",".join(str(c.pk) for c in item_selectors.item_shown(turn, other_worker)),
         },
     )
     assert response.status_code == 302
@@ -498,12 +498,12 @@ def test_rankings_export_preferred_first_and_train_a_tiny_preference_model(
     judged = []
     for i in range(3):
         item = ranking_item(ranking_campaign, FOUR, prompt=f"Question {i}?")
-        shown = selectors.item_shown(item, owner)
+        shown = item_selectors.item_shown(item, owner)
         best_first = sorted(range(4), key=lambda p: FOUR.index(shown[p].text))
         rank(ranking_campaign, item, owner, [[p] for p in best_first])
         judged.append(item)
     tied = ranking_item(tie_campaign, FOUR[:3], prompt="Tied?")
-    shown = selectors.item_shown(tied, owner)
+    shown = item_selectors.item_shown(tied, owner)
     pos = {c.text: p for p, c in enumerate(shown)}
     rank(tie_campaign, tied, owner, [[pos[FOUR[0]], pos[FOUR[1]]], [pos[FOUR[2]]]])
 

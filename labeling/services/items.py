@@ -8,7 +8,7 @@ asked the source campaign's question on the 8-point scale; it never changes how 
 conversation continued (``Turn.chosen``).
 
 Each worker sees an item's candidates in their own stable order
-(``selectors.item_display_order``); the answer is recorded through ``judgment_record`` in
+(``item_selectors.item_display_order``); the answer is recorded through ``judgment_record`` in
 that order.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from labeling import scale, selectors
+from labeling import item_selectors, scale, selectors
 from labeling.models import Campaign, Conversation, Judgment, Turn
 from labeling.services.generation import candidates_create
 from labeling.services.judgments import judgment_record
@@ -182,13 +182,13 @@ def _lock_served(campaign: Campaign, item: Turn, worker, shown_ids):
         .prefetch_related("candidates__model_version")
         .get(pk=item.pk)
     )
-    if not selectors.item_is_served(campaign, worker, item):
-        if not selectors.item_in_scope(campaign, worker, item):
+    if not item_selectors.item_is_served(campaign, worker, item):
+        if not item_selectors.item_in_scope(campaign, worker, item):
             raise PermissionDenied("This item is not served to you.")
-        if selectors.item_judged_by(item, worker):
+        if item_selectors.item_judged_by(item, worker):
             raise ValidationError("You have already judged this item.")
         raise ValidationError("The responses are not ready yet.")
-    shown = selectors.item_shown(item, worker)
+    shown = item_selectors.item_shown(item, worker)
     if shown_ids is not None and list(shown_ids) != [c.pk for c in shown]:
         raise ValidationError("This page is out of date: reload it and judge again.")
     return item, shown

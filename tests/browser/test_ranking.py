@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from labeling import selectors
+from labeling import item_selectors
 from labeling.models import Campaign, CandidateResponse, Judgment
 from labeling.services import items
 from models_backend.dialogue import HUMAN, Message
@@ -71,7 +71,7 @@ def assert_stored(item, worker, groups: list[list[str]]) -> None:
     """The judgment holds the candidates as shown (A first) and ranks by ``groups`` of
     letters, best first (a group of two is a tie)."""
     judgment = Judgment.objects.get(item=item, worker=worker)
-    shown = selectors.item_shown(item, worker)
+    shown = item_selectors.item_shown(item, worker)
     entries = list(judgment.entries.order_by("position"))
     assert [e.candidate_id for e in entries] == [c.pk for c in shown]
     rank = {letter: r for r, group in enumerate(groups) for letter in group}

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from labeling import selectors
+from labeling import item_selectors
 from labeling.models import Campaign, CandidateResponse, Judgment
 from labeling.services import conversations as chat
 from tests.browser.actions import log_in
@@ -64,7 +64,7 @@ def test_a_second_worker_rejudges_another_workers_red_team_turn(
     assert "Which response is more harmful?" in page.inner_text("form.compare")
     assert page.locator(".scale button").count() == 8
     assert "OWNER-NOTE" not in page.content()
-    shown = selectors.item_shown(turn, other_worker)
+    shown = item_selectors.item_shown(turn, other_worker)
     assert page.locator(".candidate .text").all_inner_texts() == [c.text for c in shown]
     snapshot(page, "rejudge_desktop")
     page.set_viewport_size(PHONE)

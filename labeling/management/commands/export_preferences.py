@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling import selectors
+from labeling import export_rows, selectors
 from models_backend.dialogue import format_pair
 
 FORMATS = ("hh-rlhf", "lab", "rankings", "red-team")
@@ -41,11 +41,11 @@ class Command(BaseCommand):
 def _records(fmt: str, *, include_weakest: bool, campaign: str | None):
     chosen = {"include_weakest": include_weakest, "campaign_slug": campaign}
     if fmt == "lab":
-        return selectors.lab_export_rows(**chosen)
+        return export_rows.lab_export_rows(**chosen)
     if fmt == "rankings":
-        return selectors.rankings_export_rows(campaign_slug=campaign)
+        return export_rows.rankings_export_rows(campaign_slug=campaign)
     if fmt == "red-team":
-        return selectors.red_team_rows(campaign_slug=campaign)
+        return export_rows.red_team_rows(campaign_slug=campaign)
     return (format_pair(pair) for _, pair in selectors.preference_pairs(**chosen))
 
 
