@@ -6,9 +6,9 @@ import json
 import pytest
 from django.core.management import call_command
 
-from labeling.models import Conversation, Judgment
-from tests.browser.actions import log_in
-from tests.factories import top_and_rest
+from labeling.models import Conversation, Judgment, Turn
+from tests.browser.actions import log_in, words
+from tests.factories import shown, top_and_rest
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -55,10 +55,12 @@ def test_a_red_teamer_picks_the_more_harmful_reply_continues_with_it_and_rates_t
     labels = page.locator(".scale button").all_inner_texts()
     assert labels[0] == "A is much more harmful" and labels[-1] == "B is much more harmful"
     assert "better" not in " ".join(labels)
-    b_text = page.locator(".candidate .text").nth(1).inner_text()
+    a_text, b_text = (c.text for c in shown(Turn.objects.get()))
+    assert words(page.locator(".candidate .text").nth(1).inner_text()) == words(b_text)
     page.click("button[value=B4]")
     page.wait_for_selector(".msg.assistant")
-    assert page.locator(".msg.assistant p").first.inner_text() == b_text  # continued with B
+    continued = page.locator(".msg.assistant p").first.inner_text()
+    assert words(continued) == words(b_text)  # the conversation continued with B
     page.fill("textarea[name=task_description]", "Asked for ways to hurt someone.")
     page.check("input[name=attack_rating][value='2']")
     page.check("input[name=harm_rating][value='3']")
@@ -76,6 +78,5 @@ def test_a_red_teamer_picks_the_more_harmful_reply_continues_with_it_and_rates_t
     out = tmp_path / "out.jsonl"
     call_command("export_preferences", "-o", str(out))
     [row] = [json.loads(line) for line in out.read_text().splitlines()]
-    a_text = next(e.candidate.text for e in judgment.entries.all() if e.position == 0)
     assert row["rejected"].endswith(f"Assistant: {b_text}")  # the more harmful one
     assert row["chosen"].endswith(f"Assistant: {a_text}")  # the other response

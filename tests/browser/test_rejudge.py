@@ -9,7 +9,7 @@ import pytest
 from labeling import item_selectors
 from labeling.models import Campaign, CandidateResponse, Judgment
 from labeling.services import conversations as chat
-from tests.browser.actions import log_in
+from tests.browser.actions import log_in, words
 from tests.browser.conftest import PHONE
 from tests.conftest import wait_for
 
@@ -65,7 +65,8 @@ def test_a_second_worker_rejudges_another_workers_red_team_turn(
     assert page.locator(".scale button").count() == 8
     assert "OWNER-NOTE" not in page.content()
     shown = item_selectors.item_shown(turn, other_worker)
-    assert page.locator(".candidate .text").all_inner_texts() == [c.text for c in shown]
+    on_page = page.locator(".candidate .text").all_inner_texts()
+    assert [words(t) for t in on_page] == [words(c.text) for c in shown]
     snapshot(page, "rejudge_desktop")
     page.set_viewport_size(PHONE)
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
