@@ -99,6 +99,8 @@ class CandidateInline(admin.TabularInline):
 @admin.register(Turn)
 class TurnAdmin(admin.ModelAdmin):
     list_display = ["pk", "conversation", "index", "display_order", "chosen"]
+    # What workers saw and judged: shown, never edited here.
+    readonly_fields = ["conversation", "index", "prefix", "human_text", "display_order", "chosen"]
     inlines = [CandidateInline]
 
 

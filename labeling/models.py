@@ -289,6 +289,16 @@ class Turn(models.Model):
     def __str__(self):
         return f"Turn {self.index} of conversation {self.conversation_id}"
 
+    # What a worker judged an item on; once judged, it stays as it was.
+    JUDGED_CONTEXT = ("prefix", "human_text", "display_order", "conversation_id", "index")
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and self.judgments.exists():
+            stored = Turn.objects.values(*self.JUDGED_CONTEXT).get(pk=self.pk)
+            if any(stored[f] != getattr(self, f) for f in self.JUDGED_CONTEXT):
+                raise ImmutableJudgment("The context of a judged item cannot be edited.")
+        super().save(*args, **kwargs)
+
 
 class CandidateResponse(models.Model):
     class Status(models.TextChoices):

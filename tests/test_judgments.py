@@ -242,3 +242,12 @@ def test_selectors_yield_rankings_the_objectives_weight_per_ranking(tmp_path):
     pairs = weighted_pairs([colour, mean])
     assert [p.weight for p in pairs[:3]] == [1 / 3] * 3  # C(3, 2) pairs
     assert len(pairs) == 3 + 5 and all(p.weight == 1 / 5 for p in pairs[3:])  # no tied pair
+
+
+def test_the_context_of_a_judged_item_cannot_be_edited(judged):
+    turn = Turn.objects.get(pk=judged.item_id)
+    turn.human_text = "Something else entirely"
+    with pytest.raises(ImmutableJudgment):
+        turn.save()
+    turn.refresh_from_db()
+    assert turn.human_text == "Hi"
