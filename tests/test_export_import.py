@@ -110,3 +110,11 @@ def test_the_public_harmless_file_imports_and_exports_back_every_pair_exactly(tm
         {"chosen": row["chosen"], "rejected": row["rejected"]} for row in read_jsonl(source)
     ]
     assert read_jsonl(exported) == expected
+    # The lab's own format carries them too (4 rows have an empty reply), and back again.
+    lab = tmp_path / "lab.jsonl"
+    call_command("export_preferences", "--format", "lab", "--include-weakest", "-o", str(lab))
+    call_command("import_preferences", str(lab), "--format", "lab", "--campaign", "again")
+    call_command(
+        "export_preferences", "--campaign", "again", "--include-weakest", "-o", str(exported)
+    )
+    assert read_jsonl(exported) == expected

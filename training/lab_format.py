@@ -55,8 +55,8 @@ def parse_lab_row(row: dict, where: str) -> LabRecord:
             if name not in row:
                 raise DataError(f"{where}: missing field {name!r} (or 'responses')")
         responses = (
-            check_text(row["chosen"], where, "chosen"),
-            check_text(row["rejected"], where, "rejected"),
+            check_text(row["chosen"], where, "chosen", empty=True),
+            check_text(row["rejected"], where, "rejected", empty=True),
         )
         return LabRecord(
             context,
@@ -70,7 +70,9 @@ def parse_lab_row(row: dict, where: str) -> LabRecord:
     raw = row["responses"]
     if not isinstance(raw, list) or len(raw) < 2:
         raise DataError(f"{where}: 'responses' must list at least two responses")
-    responses = tuple(check_text(r, where, f"responses[{i}]") for i, r in enumerate(raw))
+    responses = tuple(
+        check_text(r, where, f"responses[{i}]", empty=True) for i, r in enumerate(raw)
+    )
     question = row.get("question")
     if question not in QUESTIONS:
         raise DataError(f"{where}: 'question' must be one of {', '.join(QUESTIONS)}")

@@ -67,8 +67,10 @@ def _hh_ranking(pair: Pair, path) -> Ranking:
     return Ranking(tuple(pair.context), (pair.chosen, pair.rejected), f"{path}")
 
 
-def check_text(value, where: str, field: str) -> str:
-    if not isinstance(value, str) or not value.strip():
+def check_text(value, where: str, field: str, *, empty: bool = False) -> str:
+    """A text field: a string without NUL; blank only where ``empty`` (a response may be
+    blank: the public hh-rlhf data holds assistants that said nothing)."""
+    if not isinstance(value, str) or not (empty or value.strip()):
         raise DataError(f"{where}: {field!r} must be a non-empty string")
     if "\x00" in value:
         raise DataError(f"{where}: {field!r} contains a NUL character")
@@ -138,7 +140,9 @@ def _rankings(row: dict, where: str) -> Ranking:
     responses = row.get("responses")
     if not isinstance(responses, list) or len(responses) < 2:
         raise DataError(f"{where}: 'responses' must list at least two responses, best first")
-    texts = tuple(check_text(r, where, f"responses[{i}]") for i, r in enumerate(responses))
+    texts = tuple(
+        check_text(r, where, f"responses[{i}]", empty=True) for i, r in enumerate(responses)
+    )
     context = check_context(parse_messages(row["context"], where, "context"), where)
     scores = row.get("scores")
     if scores is not None:
