@@ -251,3 +251,31 @@ def test_the_context_of_a_judged_item_cannot_be_edited(judged):
         turn.save()
     turn.refresh_from_db()
     assert turn.human_text == "Hi"
+
+
+def test_a_researcher_supersedes_a_ranking_with_letters_and_ties_only_where_allowed(
+    client, researcher, tmp_path
+):
+    row = {
+        "context": [{"role": "user", "content": "Name a colour."}],
+        "question": "better",
+        "responses": ["Blue.", "Colour.", "Red, or blue."],
+        "answer": {"order": [[0], [1], [2]], "strength": None},
+    }
+    source = tmp_path / "lab.jsonl"
+    source.write_text(json.dumps(row) + "\n")
+    call_command("import_preferences", str(source), "--format", "lab")
+    old = Judgment.objects.get()
+    client.force_login(researcher)
+    url = reverse("admin:labeling_judgment_supersede", args=[old.pk])
+    tied = client.post(url, {"answer": "C > A = B", "reason": "A tie"})
+    assert "ties are not allowed" in tied.content.decode()
+    client.post(url, {"answer": "c > a > b", "reason": "The fullest answer is best."})
+    new = Judgment.objects.get(supersedes=old)
+    assert [(e.position, e.rank) for e in new.entries.order_by("position")] == [
+        (0, 1),
+        (1, 2),
+        (2, 0),
+    ]
+    [ranking] = selectors.preference_rankings()
+    assert ranking.responses == ("Red, or blue.", "Blue.", "Colour.")
