@@ -1,6 +1,6 @@
 """Small helpers that drive the services the way the worker and the UI do."""
 
-from labeling.models import CandidateResponse, Turn
+from labeling.models import Campaign, CandidateResponse, Turn
 from labeling.services import generation
 
 
@@ -32,3 +32,29 @@ def top_and_rest(judgment) -> tuple[CandidateResponse, list[CandidateResponse]]:
     """The candidate the answer put on top (better, or more harmful), and the others."""
     entries = sorted(judgment.entries.select_related("candidate"), key=lambda e: e.rank)
     return entries[0].candidate, [e.candidate for e in entries[1:]]
+
+
+def ranking_campaign(assistant, *, k: int, ties: bool = False, slug: str | None = None):
+    """A ranking campaign: K responses per item from ``assistant``, best first."""
+    return Campaign.objects.create(
+        name=f"Rank {k}",
+        slug=slug or f"rank-{k}",
+        kind=Campaign.Kind.RANKING,
+        instructions="Order the responses from the best to the worst.",
+        candidates_per_item=k,
+        allow_ties=ties,
+        model_a=assistant,
+        model_b=assistant,
+        max_new_tokens=8,
+    )
+
+
+def rejudge_campaign(source: Campaign, *, slug: str = "rejudge") -> Campaign:
+    """A re-judge campaign over ``source``'s turns."""
+    return Campaign.objects.create(
+        name=f"Re-judge {source.name}",
+        slug=slug,
+        kind=Campaign.Kind.REJUDGE,
+        instructions="Judge another worker's turn on your own.",
+        source_campaign=source,
+    )

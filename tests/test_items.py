@@ -17,6 +17,7 @@ from labeling.models import Campaign, CandidateResponse, Conversation, Judgment,
 from labeling.services import conversations as chat
 from labeling.services import items
 from models_backend.dialogue import ASSISTANT, HUMAN, Message
+from tests import factories
 from tests.factories import finish_candidates
 
 pytestmark = pytest.mark.django_db
@@ -31,40 +32,16 @@ def third(django_user_model):
 
 @pytest.fixture
 def ranking_campaign(tiny_assistant):
-    return Campaign.objects.create(
-        name="Rank four",
-        slug="rank-four",
-        kind=Campaign.Kind.RANKING,
-        instructions="Order the responses, best first.",
-        candidates_per_item=4,
-        model_a=tiny_assistant,
-        model_b=tiny_assistant,
-        max_new_tokens=12,
-    )
+    return factories.ranking_campaign(tiny_assistant, k=4, slug="rank-four")
 
 
 @pytest.fixture
 def tie_campaign(tiny_assistant):
-    return Campaign.objects.create(
-        name="Rank three, ties allowed",
-        slug="rank-ties",
-        kind=Campaign.Kind.RANKING,
-        instructions="Best first; ties allowed.",
-        candidates_per_item=3,
-        allow_ties=True,
-        model_a=tiny_assistant,
-        model_b=tiny_assistant,
-    )
+    return factories.ranking_campaign(tiny_assistant, k=3, ties=True, slug="rank-ties")
 
 
 def rejudge_of(source: Campaign, slug: str = "rejudge") -> Campaign:
-    return Campaign.objects.create(
-        name=f"Re-judge {source.name}",
-        slug=slug,
-        kind=Campaign.Kind.REJUDGE,
-        instructions="Judge another worker's turn.",
-        source_campaign=source,
-    )
+    return factories.rejudge_campaign(source, slug=slug)
 
 
 def ranking_item(campaign: Campaign, texts=None, *, prompt: str = "Capital of France?") -> Turn:

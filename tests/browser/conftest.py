@@ -8,6 +8,8 @@ import shutil
 import pytest
 from django.db import connections
 
+from tests.browser.actions import snapshot
+
 CHROMIUM = os.environ.get("LAB_CHROMIUM", "/usr/bin/chromium")
 FLAGS = [
     "--headless",
@@ -20,7 +22,6 @@ FLAGS = [
 ]
 DESKTOP = {"width": 1200, "height": 900}
 PHONE = {"width": 390, "height": 844}
-SCREENSHOTS = os.environ.get("LAB_SCREENSHOTS")  # a folder: keep each test's last page there
 
 
 @pytest.fixture(scope="session")
@@ -43,11 +44,8 @@ def _page(chromium, request, tmp_path, viewport, **options):
     page = context.new_page()
     page.set_default_timeout(120_000)
     yield page
-    name = request.node.name
     page.screenshot(path=str(tmp_path / "last.png"), full_page=True)
-    if SCREENSHOTS:
-        os.makedirs(SCREENSHOTS, exist_ok=True)
-        page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"), full_page=True)
+    snapshot(page, request.node.name)  # with $LAB_SCREENSHOTS: each test's last page
     context.close()
     # ORM calls made while Playwright's loop is active get their own connection; close
     # it here, or PostgreSQL keeps a session open on the test database.

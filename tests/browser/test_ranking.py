@@ -2,33 +2,17 @@
 mouse drag, by keyboard alone, and by touch on a 390x844 phone. Each test checks the stored
 judgment: the candidates in the order this worker was shown them, and the ranks."""
 
-import os
-
 import pytest
 
 from labeling import item_selectors
-from labeling.models import Campaign, CandidateResponse, Judgment
+from labeling.models import CandidateResponse, Judgment
 from labeling.services import items
 from models_backend.dialogue import HUMAN, Message
-from tests.browser.actions import log_in
+from tests.browser.actions import log_in, snapshot
 from tests.conftest import wait_for
+from tests.factories import ranking_campaign
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-SCREENSHOTS = os.environ.get("LAB_SCREENSHOTS")
-
-
-def ranking_campaign(tiny_assistant, *, k: int, ties: bool) -> Campaign:
-    return Campaign.objects.create(
-        name=f"Rank {k}",
-        slug=f"rank-{k}",
-        kind=Campaign.Kind.RANKING,
-        instructions="Order the responses from the best to the worst.",
-        candidates_per_item=k,
-        allow_ties=ties,
-        model_a=tiny_assistant,
-        model_b=tiny_assistant,
-        max_new_tokens=8,
-    )
 
 
 def ranking_item(campaign, worker_process):
@@ -54,12 +38,6 @@ def open_next_item(page, live_server, campaign):
 
 def letters(page) -> list[str]:
     return page.eval_on_selector_all(".rank-card", "cards => cards.map(c => c.dataset.letter)")
-
-
-def snapshot(page, name: str) -> None:
-    if SCREENSHOTS:
-        os.makedirs(SCREENSHOTS, exist_ok=True)
-        page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"), full_page=True)
 
 
 def submit_and_wait(page) -> None:
