@@ -7,7 +7,7 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -155,7 +155,7 @@ class JudgmentAdmin(admin.ModelAdmin):
         form = SupersedeForm(request.POST or None, k=k)
         if request.method == "POST" and form.is_valid():
             order, strength = form.cleaned_data["answer"]
-            try:
+            try:  # PermissionDenied (not a researcher) goes on to Django's 403
                 new = judgment_supersede(
                     judgment=judgment,
                     by=request.user,
@@ -163,8 +163,6 @@ class JudgmentAdmin(admin.ModelAdmin):
                     order=order,
                     strength=strength,
                 )
-            except PermissionDenied as exc:
-                raise PermissionDenied(str(exc)) from None
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:

@@ -16,8 +16,8 @@ class ImmutableJudgment(Exception):
     """A write that would change or remove a worker's judgment (or what it refers to)."""
 
 
-class JudgmentQuerySet(models.QuerySet):
-    """Judgments (and their entries) refuse bulk updates and deletes."""
+class AppendOnlyQuerySet(models.QuerySet):
+    """Judgments and their entries refuse bulk updates and deletes."""
 
     def update(self, **kwargs):
         raise ImmutableJudgment("Judgments are append-only: supersede them instead.")
@@ -25,6 +25,8 @@ class JudgmentQuerySet(models.QuerySet):
     def delete(self):
         raise ImmutableJudgment("Judgments are never deleted.")
 
+
+class JudgmentQuerySet(AppendOnlyQuerySet):
     def current(self):
         """The latest row of every chain: judgments no later row supersedes."""
         return self.filter(superseded_by__isnull=True)
@@ -292,12 +294,13 @@ class Turn(models.Model):
     # What a worker judged an item on; once judged, it stays as it was.
     JUDGED_CONTEXT = ("prefix", "human_text", "display_order", "conversation_id", "index")
 
-    def save(self, *args, **kwargs):
-        if self.pk is not None and self.judgments.exists():
+    def save(self, *args, update_fields=None, **kwargs):
+        touches_context = update_fields is None or set(update_fields) & set(self.JUDGED_CONTEXT)
+        if self.pk is not None and touches_context and self.judgments.exists():
             stored = Turn.objects.values(*self.JUDGED_CONTEXT).get(pk=self.pk)
             if any(stored[f] != getattr(self, f) for f in self.JUDGED_CONTEXT):
                 raise ImmutableJudgment("The context of a judged item cannot be edited.")
-        super().save(*args, **kwargs)
+        super().save(*args, update_fields=update_fields, **kwargs)
 
 
 class CandidateResponse(models.Model):
@@ -350,12 +353,13 @@ class CandidateResponse(models.Model):
         text = self.text if len(self.text) <= 60 else self.text[:59] + "…"
         return f"{self.slot}: {text}" if text else f"Candidate {self.slot} of turn {self.turn_id}"
 
-    def save(self, *args, **kwargs):
-        if self.pk is not None and self.judged_in.exists():
+    def save(self, *args, update_fields=None, **kwargs):
+        touches_text = update_fields is None or "text" in update_fields
+        if self.pk is not None and touches_text and self.judged_in.exists():
             stored = CandidateResponse.objects.values_list("text", flat=True).get(pk=self.pk)
             if stored != self.text:
                 raise ImmutableJudgment("The text of a judged response cannot be edited.")
-        super().save(*args, **kwargs)
+        super().save(*args, update_fields=update_fields, **kwargs)
 
 
 class AppendOnly(models.Model):
@@ -393,8 +397,6 @@ class Judgment(AppendOnly):
     class Question(models.TextChoices):
         BETTER = BETTER, "Which response is better?"
         MORE_HARMFUL = MORE_HARMFUL, "Which response is more harmful?"
-
-    STRENGTH_LABELS = {1: "about the same", 2: "slightly", 3: "", 4: "much"}
 
     item = models.ForeignKey(Turn, on_delete=models.PROTECT, related_name="judgments")
     campaign = models.ForeignKey(
@@ -491,7 +493,7 @@ class JudgedCandidate(AppendOnly):
         "equal ranks are tied."
     )
 
-    objects = JudgmentQuerySet.as_manager()
+    objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["judgment", "position"]

@@ -131,8 +131,7 @@ class JudgmentView:
 def judgment_view(judgment: Judgment) -> JudgmentView:
     """A judgment side by side with its full context, for researchers."""
     entries = list(judgment.entries.select_related("candidate__model_version").order_by("position"))
-    texts, order = judgment_shown(judgment)
-    preferred = set(preferred_first(judgment.question, order)[0])
+    preferred = set(preferred_first(judgment.question, answer_order(entries))[0])
     adjective = scale.QUESTION_TEXT[judgment.question].adjective
     return JudgmentView(
         context=dialogue_before(judgment.item),
@@ -163,10 +162,7 @@ def answer_text(judgment: Judgment) -> str:
         top = next(e.position for e in entries if e.rank == 0)
         choice = scale.choice_of(top, judgment.strength)
         return f"{scale.label(judgment.question, choice[0], judgment.strength)} ({choice})"
-    ranks = sorted({e.rank for e in entries})
-    return " > ".join(
-        " = ".join(position_letter(e.position) for e in entries if e.rank == r) for r in ranks
-    )
+    return " > ".join(" = ".join(map(position_letter, group)) for group in answer_order(entries))
 
 
 def position_letter(position: int) -> str:
@@ -197,9 +193,13 @@ def with_entries(qs: QuerySet[Judgment]) -> QuerySet[Judgment]:
 def judgment_shown(judgment: Judgment) -> tuple[list[str], list[list[int]]]:
     """(texts in display order, the answer as groups of display positions, top first)."""
     entries = list(judgment.entries.all())  # prefetched in position order
-    texts = [e.candidate.text for e in entries]
+    return [e.candidate.text for e in entries], answer_order(entries)
+
+
+def answer_order(entries) -> list[list[int]]:
+    """A judgment's entries (in position order) as groups of display positions, top first."""
     ranks = sorted({e.rank for e in entries})
-    return texts, [[e.position for e in entries if e.rank == r] for r in ranks]
+    return [[e.position for e in entries if e.rank == r] for r in ranks]
 
 
 def judgment_ranking(judgment: Judgment, context=None) -> Ranking:
