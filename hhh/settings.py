@@ -171,6 +171,16 @@ if LAB_GENERATION_URL and not LAB_GENERATION_URL.startswith(("http://", "https:/
         f"LAB_GENERATION_URL must be an http(s) URL, got {LAB_GENERATION_URL!r}"
     )
 LAB_GENERATION_API_KEY = env_str("LAB_GENERATION_API_KEY", "")  # sent as a Bearer token
+# Live text to the page: the worker publishes each change on Redis pub/sub here and the
+# stream view forwards it at once. Default: the broker's server when it is Redis; empty
+# (the embedded default) makes the view read the rows at a short interval instead.
+LAB_STREAM_REDIS_URL = env_str(
+    "LAB_STREAM_REDIS_URL", CELERY_BROKER_URL if _broker_scheme in {"redis", "rediss"} else ""
+)
+if LAB_STREAM_REDIS_URL and urlsplit(LAB_STREAM_REDIS_URL).scheme not in {"redis", "rediss"}:
+    raise ImproperlyConfigured(
+        f"LAB_STREAM_REDIS_URL must be a redis:// URL, got {LAB_STREAM_REDIS_URL!r}"
+    )
 # The BIG-bench HHH evaluation (a task file or the hhh_alignment folder). It lives outside
 # the repository, so it is named here; empty: the panel refuses to queue an evaluation.
 LAB_HHH_TASKS = env_str("LAB_HHH_TASKS", "")

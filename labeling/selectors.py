@@ -5,9 +5,11 @@ have ``labeling.item_selectors``; export rows ``labeling.export_rows``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from labeling import scale
 from labeling.models import (
@@ -21,6 +23,7 @@ from labeling.models import (
     TrainingRun,
     Turn,
 )
+from labeling.streams import LiveCandidate
 from models_backend.dialogue import ASSISTANT, HUMAN, Message, Pair
 from training.comparisons import Ranking
 from training.questions import preferred_first, ranked_responses
@@ -69,6 +72,24 @@ def conversation_turns(conversation: Conversation) -> list[Turn]:
             Prefetch("candidates", queryset=CandidateResponse.objects.order_by("slot"))
         )
     )
+
+
+def turn_live(turn_id: int, *, stale_after_s: float) -> list[LiveCandidate]:
+    """A turn's candidates for the live stream. Stalled: running without a heartbeat for
+    ``stale_after_s``, or still waiting for a worker that long after being asked (a retry
+    sets the heartbeat: asked again)."""
+    stale = timezone.now() - timedelta(seconds=stale_after_s)
+    rows = CandidateResponse.objects.filter(turn_id=turn_id).order_by("slot")
+    return [
+        LiveCandidate(
+            id=c.pk,
+            status=c.status,
+            text=c.text,
+            stalled=c.status in (c.Status.PENDING, c.Status.RUNNING)
+            and (c.heartbeat_at or c.created_at) < stale,
+        )
+        for c in rows.only("status", "text", "heartbeat_at", "created_at")
+    ]
 
 
 @dataclass(frozen=True)

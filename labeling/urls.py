@@ -10,6 +10,7 @@ urlpatterns = [
     path("conversations/<int:pk>/messages/", views.message_send, name="message_send"),
     path("conversations/<int:pk>/finish/", views.conversation_finish, name="conversation_finish"),
     path("turns/<int:pk>/candidates/", views.turn_candidates, name="turn_candidates"),
+    path("turns/<int:pk>/stream/", views.turn_stream, name="turn_stream"),
     path("turns/<int:pk>/compare/", views.comparison_submit, name="comparison_submit"),
     path("turns/<int:pk>/retry/", views.candidates_retry, name="candidates_retry"),
     # Ranking and re-judge tasks: the next item served, and the answer about one.

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import time
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import reswap, retarget
 
-from labeling import item_selectors, scale, selectors
+from labeling import item_selectors, scale, selectors, streams
 from labeling.forms import (
     ComparisonForm,
     FinishForm,
@@ -82,8 +89,49 @@ def turn_candidates(request, pk):
     if request.htmx and context["current"] and context["current"].turn.pk == turn.pk:
         return render(request, f"{PAGE}#turn", context)
     if request.htmx:  # the polled turn is no longer current: show the whole dialogue
-        return render(request, f"{PAGE}#dialogue", context)
+        response = render(request, f"{PAGE}#dialogue", context)
+        return reswap(retarget(response, "#dialogue"), "innerHTML")
     return redirect("labeling:conversation", pk=turn.conversation_id)
+
+
+@login_required
+@require_GET
+async def turn_stream(request, pk):
+    """The turn's candidates as server-sent events, until they are ready (``streams``)."""
+    user = await request.auser()
+    turn = await sync_to_async(selectors.get_turn_for_user)(user, pk)
+
+    async def read():
+        return await sync_to_async(selectors.turn_live)(
+            turn.pk, stale_after_s=settings.LAB_GENERATION_STALE_SECONDS
+        )
+
+    events = streams.turn_events(
+        turn_id=turn.pk,
+        read=read,
+        render_turn=sync_to_async(lambda: _turn_html(request, turn)),
+        redis_url=settings.LAB_STREAM_REDIS_URL,
+    )
+    return StreamingHttpResponse(
+        events,
+        content_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _turn_html(request, turn) -> str:
+    """The turn's fragment; when it is no longer the current turn (picked in another tab),
+    the whole dialogue's, which the page swaps in place of the turn."""
+    context = _context(request, turn.conversation)
+    if context["current"] and context["current"].turn.pk == turn.pk:
+        return render_to_string(f"{PAGE}#turn", context, request=request)
+    url = reverse("labeling:conversation", args=[turn.conversation_id])
+    return format_html(
+        '<div id="turn-{}" hx-get="{}" hx-trigger="load" hx-select="#dialogue" '
+        'hx-target="#dialogue" hx-swap="outerHTML"></div>',
+        turn.pk,
+        url,
+    )
 
 
 @login_required
@@ -167,7 +215,7 @@ def _context(request, conversation, *, message_form=None, comparison_form=None, 
         "turns": picked,
         "current": current,
         "can_send": is_open and current is None and len(turns) < conversation.campaign.max_turns,
-        "can_finish": is_open and bool(picked),
+        "can_finish": is_open and bool(picked) and current is None,  # no pair pending
         "is_open": is_open,
         "turn_number": len(turns) + (0 if current else 1),
         "message_form": message_form or MessageForm(),

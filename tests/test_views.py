@@ -55,7 +55,7 @@ def test_a_researcher_sees_any_conversation_read_only(client, researcher, conver
     assert 'name="text"' not in page
 
 
-def test_sending_with_htmx_returns_the_dialogue_fragment_that_polls_for_candidates(
+def test_sending_with_htmx_returns_the_dialogue_fragment_that_streams_the_candidates(
     owner_client, conversation
 ):
     response = owner_client.post(url("message_send", conversation.pk), {"text": "Hello"}, **HX)
@@ -64,8 +64,8 @@ def test_sending_with_htmx_returns_the_dialogue_fragment_that_polls_for_candidat
     assert response.status_code == 200
     assert "<html" not in body
     assert "Hello" in body
-    assert f'hx-get="{url("turn_candidates", turn.pk)}"' in body
-    assert 'hx-trigger="every 1s"' in body
+    assert f'sse-connect="{url("turn_stream", turn.pk)}"' in body
+    assert f'data-poll="{url("turn_candidates", turn.pk)}"' in body  # if the stream breaks
 
 
 def test_sending_without_javascript_redirects_back_to_the_page(owner_client, conversation):
@@ -85,16 +85,40 @@ def test_a_refused_message_keeps_the_typed_text_and_says_why(owner_client, conve
     assert plain.status_code == 400 and typed in plain.content.decode()
 
 
-def test_the_polled_fragment_stops_polling_once_both_candidates_are_ready(
+def test_the_polled_fragment_stops_streaming_once_both_candidates_are_ready(
     owner_client, conversation, owner
 ):
     turn = svc.turn_create(conversation=conversation, worker=owner, text="hi")
     pending = owner_client.get(url("turn_candidates", turn.pk), **HX).content.decode()
-    assert 'hx-trigger="every 1s"' in pending and "Waiting for the model" in pending
+    assert "sse-connect" in pending and "Waiting for the model" in pending
+    assert "Finish this conversation" not in pending
     finish_candidates(turn)
     ready = owner_client.get(url("turn_candidates", turn.pk), **HX).content.decode()
-    assert "hx-trigger" not in ready
+    assert "sse-connect" not in ready and "data-poll" not in ready
     assert ready.count('name="choice"') == 8
+
+
+def test_the_finish_form_shows_only_when_no_pair_is_waiting_for_a_pick(
+    owner_client, conversation, owner
+):
+    first = svc.turn_create(conversation=conversation, worker=owner, text="hi")
+    finish_candidates(first)
+    svc.comparison_submit(turn=first, worker=owner, choice="A2")
+    page = owner_client.get(url("conversation", conversation.pk)).content.decode()
+    assert "Finish this conversation" in page
+    second = svc.turn_create(conversation=conversation, worker=owner, text="more")
+    finish_candidates(second)
+    page = owner_client.get(url("conversation", conversation.pk)).content.decode()
+    assert "Finish this conversation" not in page and page.count('name="choice"') == 8
+
+
+def test_a_polled_turn_that_moved_on_swaps_in_the_whole_dialogue(owner_client, conversation, owner):
+    turn = svc.turn_create(conversation=conversation, worker=owner, text="hi")
+    finish_candidates(turn)
+    svc.comparison_submit(turn=turn, worker=owner, choice="B2")  # picked in another tab
+    response = owner_client.get(url("turn_candidates", turn.pk), **HX)
+    assert response["HX-Retarget"] == "#dialogue" and response["HX-Reswap"] == "innerHTML"
+    assert 'name="text"' in response.content.decode()
 
 
 def test_model_output_is_escaped_never_rendered_as_html(owner_client, conversation, owner):
@@ -105,6 +129,18 @@ def test_model_output_is_escaped_never_rendered_as_html(owner_client, conversati
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
     assert "<img src=x" not in body
     assert "&lt;b&gt;me&lt;/b&gt;" in body
+
+
+def test_markdown_in_model_output_is_rendered_and_a_cut_answer_is_marked(
+    owner_client, conversation, owner
+):
+    turn = svc.turn_create(conversation=conversation, worker=owner, text="hi")
+    finish_candidates(turn, texts=("**Head-lying is Bad**\n\n- one\n- two", "Ended."))
+    turn.candidates.filter(slot=0).update(finish_reason="length", token_count=96)
+    body = owner_client.get(url("conversation", conversation.pk)).content.decode()
+    assert "<strong>Head-lying is Bad</strong>" in body and "<li>one</li>" in body
+    assert "**Head-lying" not in body
+    assert body.count("Cut off at the length limit (96 tokens)") == 1
 
 
 def test_the_left_candidate_is_shown_as_a(owner_client, conversation, owner):
