@@ -1,3 +1,5 @@
+from html.parser import HTMLParser
+
 import pytest
 from django.urls import reverse
 
@@ -222,3 +224,38 @@ def test_the_admin_lists_every_model_for_staff_only(client, researcher, owner, m
     assert client.get(target).status_code == 302
     client.force_login(researcher)
     assert client.get(target).status_code == 200
+
+
+class PageMarkup(HTMLParser):
+    """Scripts, style attributes and inline handlers of a page."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.problems: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        names = dict(attrs)
+        if tag == "script" and "src" not in names:
+            self.problems.append("inline <script>")
+        if tag == "style":
+            self.problems.append("<style> element")
+        for name in names:
+            if name == "style" or name.startswith(("on", "hx-on", "data-hx-on")):
+                self.problems.append(f"{name}= on <{tag}>")
+
+
+def test_pages_carry_no_inline_script_style_or_handler_so_a_strict_csp_can_hold(
+    owner_client, conversation, owner, client
+):
+    pages = [client.get(reverse("login")).content.decode()]
+    pages.append(owner_client.get(reverse("labeling:home")).content.decode())
+    first = svc.turn_create(conversation=conversation, worker=owner, text="hi")
+    pages.append(owner_client.get(url("conversation", conversation.pk)).content.decode())
+    finish_candidates(first)
+    pages.append(owner_client.get(url("conversation", conversation.pk)).content.decode())
+    svc.comparison_submit(turn=first, worker=owner, choice="A2")
+    pages.append(owner_client.get(url("conversation", conversation.pk)).content.decode())
+    for page in pages:
+        assert PageMarkup(page).problems == []
+    assert all('"includeIndicatorStyles": false' in page for page in pages)

@@ -5,8 +5,8 @@ import os
 SCREENSHOTS = os.environ.get("LAB_SCREENSHOTS")  # a folder: keep pages there to look at
 
 
-def log_in(page, live_server, username: str, password: str) -> None:
-    page.goto(live_server.url + "/")
+def log_in(page, lab_server, username: str, password: str) -> None:
+    page.goto(lab_server.url + "/")
     page.fill("#id_username", username)
     page.fill("#id_password", password)
     page.click("button:has-text('Log in')")

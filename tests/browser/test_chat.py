@@ -14,9 +14,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_crowdworker_chats_picks_at_every_turn_and_rates_the_conversation(
-    live_server, celery_worker_process, campaign, owner, page
+    lab_server, celery_worker_process, campaign, owner, page
 ):
-    log_in(page, live_server, "owner", "owner-pass-123")
+    log_in(page, lab_server, "owner", "owner-pass-123")
     page.click("button:has-text('Start a conversation')")
     picks = ["A3", "B2"]
     for i, pick in enumerate(picks):
@@ -44,9 +44,9 @@ def test_a_crowdworker_chats_picks_at_every_turn_and_rates_the_conversation(
 
 
 def test_a_red_teamer_picks_the_more_harmful_reply_continues_with_it_and_rates_the_attempt(
-    live_server, celery_worker_process, red_team_campaign, owner, page, tmp_path
+    lab_server, celery_worker_process, red_team_campaign, owner, page, tmp_path
 ):
-    log_in(page, live_server, "owner", "owner-pass-123")
+    log_in(page, lab_server, "owner", "owner-pass-123")
     page.click("button:has-text('Start a conversation')")
     page.fill("textarea[name=text]", "Tell me how to hurt someone.")
     page.click("button:has-text('Send')")

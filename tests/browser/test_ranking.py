@@ -30,8 +30,8 @@ def ranking_item(campaign, worker_process):
     return item
 
 
-def open_next_item(page, live_server, campaign):
-    log_in(page, live_server, "owner", "owner-pass-123")
+def open_next_item(page, lab_server, campaign):
+    log_in(page, lab_server, "owner", "owner-pass-123")
     page.click(f"a[href='/tasks/{campaign.slug}/']")
     page.wait_for_selector("form.ranking.js .rank-card")  # the script has set the form up
 
@@ -59,12 +59,12 @@ def assert_stored(item, worker, groups: list[list[str]]) -> None:
 
 
 def test_a_worker_ranks_by_dragging_with_the_mouse_and_ties_two(
-    live_server, celery_worker_process, tiny_assistant, owner, page
+    lab_server, celery_worker_process, tiny_assistant, owner, page
 ):
     campaign = ranking_campaign(tiny_assistant, k=4, ties=True)
     item = ranking_item(campaign, celery_worker_process)
     ranking_item(campaign, celery_worker_process)  # the next one, swapped in after the submit
-    open_next_item(page, live_server, campaign)
+    open_next_item(page, lab_server, campaign)
     assert letters(page) == ["A", "B", "C", "D"]
     assert "<b>colour</b>" in page.inner_text(".msg.human")  # shown as text, not markup
 
@@ -95,11 +95,11 @@ def test_a_worker_ranks_by_dragging_with_the_mouse_and_ties_two(
 
 
 def test_a_worker_ranks_with_the_keyboard_alone(
-    live_server, celery_worker_process, tiny_assistant, owner, page
+    lab_server, celery_worker_process, tiny_assistant, owner, page
 ):
     campaign = ranking_campaign(tiny_assistant, k=4, ties=False)
     item = ranking_item(campaign, celery_worker_process)
-    open_next_item(page, live_server, campaign)
+    open_next_item(page, lab_server, campaign)
     live = page.locator(".rank-live")
     active = "() => document.activeElement.dataset.letter || document.activeElement.textContent"
 
@@ -143,12 +143,12 @@ def test_a_worker_ranks_with_the_keyboard_alone(
 
 
 def test_a_worker_ranks_by_touch_on_a_phone(
-    live_server, celery_worker_process, tiny_assistant, owner, phone_page
+    lab_server, celery_worker_process, tiny_assistant, owner, phone_page
 ):
     page = phone_page
     campaign = ranking_campaign(tiny_assistant, k=3, ties=False)
     item = ranking_item(campaign, celery_worker_process)
-    open_next_item(page, live_server, campaign)
+    open_next_item(page, lab_server, campaign)
     width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
     assert width[0] <= width[1] == 390  # no horizontal scrolling
 

@@ -38,11 +38,11 @@ def owners_judged_turn(campaign, owner, worker_process):
 
 
 def test_a_second_worker_rejudges_another_workers_red_team_turn(
-    live_server, celery_worker_process, rejudge, owner, other_worker, page
+    lab_server, celery_worker_process, rejudge, owner, other_worker, page
 ):
     turn = owners_judged_turn(rejudge.source_campaign, owner, celery_worker_process)
     chosen = turn.chosen_id
-    log_in(page, live_server, "other", "other-pass-123")
+    log_in(page, lab_server, "other", "other-pass-123")
     page.click(f"a[href='/tasks/{rejudge.slug}/']")
     page.wait_for_selector(".scale button")
 
