@@ -37,6 +37,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, before anything else
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -100,6 +101,14 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
+# WhiteNoise serves the static files (from STATIC_ROOT, where `manage.py lab` collects
+# them; in debug straight from the apps' folders). No manifest, so `{% static %}` works
+# before any collectstatic (tests); collectstatic also writes gzipped copies.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+STATIC_ROOT.mkdir(exist_ok=True)  # else WhiteNoise warns at every start before collectstatic
 
 # --- Celery: a folder broker under var/ by default; CELERY_BROKER_URL=redis://… for Redis.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
