@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 demo: install
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo --verbosity 0  # lab prints the logins, last
 	$(PY) manage.py lab
 
 # Browser tests drive Debian's chromium; install it where it is missing (root only).

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import check_password
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -84,10 +85,30 @@ class Command(BaseCommand):
         if not ranking.conversations.exists():
             contexts = [("demo", [Message(HUMAN, prompt)]) for prompt in RANKING_PROMPTS]
             ranking_items_create(campaign=ranking, contexts=contexts)
-        self.stdout.write("Demo logins:")
-        for username, password, is_staff in DEMO_USERS:
-            role = "researcher (admin)" if is_staff else "crowdworker"
-            self.stdout.write(f"  {username:<11} password {password:<22} {role}")
+        if options["verbosity"] >= 1:  # `make demo` leaves them to `manage.py lab`
+            self.stdout.write("\n".join(_login_lines(DEMO_USERS)))
+
+
+def demo_logins() -> list[str]:
+    """Lines listing the demo accounts that still have their demo password (none: no
+    lines), for `manage.py lab` to print once the lab is up."""
+    users = get_user_model().objects.in_bulk(
+        [name for name, _, _ in DEMO_USERS], field_name="username"
+    )
+    valid = [
+        (name, password, users[name].is_staff)
+        for name, password, _ in DEMO_USERS
+        if name in users and check_password(password, users[name].password)
+    ]
+    return _login_lines(valid) if valid else []
+
+
+def _login_lines(users: list[tuple[str, str, bool]]) -> list[str]:
+    lines = ["Demo logins:"]
+    for username, password, is_staff in users:
+        role = "researcher (admin)" if is_staff else "crowdworker"
+        lines.append(f"  {username:<11} password {password:<22} {role}")
+    return lines
 
 
 def _campaign(slug: str, name: str, kind: str, instructions: str, **fields) -> Campaign:
