@@ -3,10 +3,13 @@
 import hashlib
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from models_backend.best_of_n import POLICIES
+from models_backend.specs import MAX_SAMPLES
 from training.questions import BETTER, MORE_HARMFUL
 
 MAX_CANDIDATES = 9  # the most responses one item holds (a ranking of 3-9; pairs hold 2)
@@ -137,15 +140,13 @@ class Campaign(models.Model):
     )
     best_of = models.PositiveSmallIntegerField(
         default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_SAMPLES)],
         help_text="Samples per slot scored by the active preference model; 1: no best-of-n.",
     )
     pair_policy = models.CharField(
         max_length=20,
         default="best_each",
-        choices=[
-            ("best_each", "Each slot shows the best of its model's samples"),
-            ("top_two", "The two best of all samples"),
-        ],
+        choices=[(name, policy.label) for name, policy in POLICIES.items()],
         help_text="With best-of-n: which two responses the worker compares.",
     )
     is_active = models.BooleanField(default=True)
@@ -161,7 +162,7 @@ class Campaign(models.Model):
             models.CheckConstraint(condition=Q(max_new_tokens__gte=1), name="max_new_tokens_pos"),
             models.CheckConstraint(condition=Q(max_turns__gte=1), name="max_turns_positive"),
             models.CheckConstraint(
-                condition=Q(best_of__gte=1, best_of__lte=16), name="best_of_1_16"
+                condition=Q(best_of__gte=1, best_of__lte=MAX_SAMPLES), name="best_of_within_limit"
             ),
             models.CheckConstraint(
                 condition=Q(candidates_per_item__gte=2, candidates_per_item__lte=MAX_CANDIDATES),

@@ -12,12 +12,14 @@ collection). A campaign's pair policy says which two responses the crowdworker c
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from models_backend.dialogue import Message
-from models_backend.generation import Candidate
 
-POLICIES = ("best_each", "top_two")
+if TYPE_CHECKING:  # generation imports torch; the web process reads POLICIES without it
+    from models_backend.generation import Candidate
 
 
 @dataclass(frozen=True)
@@ -27,21 +29,40 @@ class Scored:
     reward: float  # the preference model's score
 
 
+def _reward(scored: Scored) -> float:
+    return scored.reward
+
+
+def _best_each(samples: dict[int, list[Scored]]) -> dict[int, Scored]:
+    return {slot: max(samples[slot], key=_reward) for slot in sorted(samples)}
+
+
+def _top_two(samples: dict[int, list[Scored]]) -> dict[int, Scored]:
+    slots = sorted(samples)
+    pool = sorted((s for slot in slots for s in samples[slot]), key=_reward, reverse=True)
+    return dict(zip(slots, pool, strict=False))
+
+
+@dataclass(frozen=True)
+class PairPolicy:
+    label: str  # what a researcher reads in the campaign form
+    pick: Callable[[dict[int, list[Scored]]], dict[int, Scored]]  # samples -> slot's shown one
+
+
+# The one registry: the campaign field's choices and ``choose`` both read it.
+POLICIES: dict[str, PairPolicy] = {
+    "best_each": PairPolicy("Each slot shows the best of its model's samples", _best_each),
+    "top_two": PairPolicy("The two best of all samples", _top_two),
+}
+
+
 def choose(policy: str, samples: dict[int, list[Scored]]) -> dict[int, Scored]:
     """slot -> the response shown there, by ``policy``; ``samples`` maps slot -> its n samples."""
     if policy not in POLICIES:
         raise ValueError(f"unknown pair policy {policy!r} (known: {', '.join(POLICIES)})")
     if not samples or not all(samples.values()):
         raise ValueError("every slot needs at least one sample")
-    slots = sorted(samples)
-    if policy == "best_each":
-        return {slot: max(samples[slot], key=_reward) for slot in slots}
-    pool = sorted((s for slot in slots for s in samples[slot]), key=_reward, reverse=True)
-    return dict(zip(slots, pool, strict=False))
-
-
-def _reward(scored: Scored) -> float:
-    return scored.reward
+    return POLICIES[policy].pick(samples)
 
 
 class RewardScorer:

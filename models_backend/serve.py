@@ -50,10 +50,10 @@ from models_backend.generation import (
     generate_from_prompt_ids,
 )
 from models_backend.loading import LoadedLM
+from models_backend.specs import MAX_SAMPLES  # the most choices (n) one request asks for
 
 log = logging.getLogger(__name__)
 
-MAX_N = 8  # choices per request; more would mostly make one request hog the model
 DEFAULT_MAX_TOKENS = 128
 MAX_STOP_STRINGS = 16
 MAX_BODY_BYTES = 1 << 20
@@ -90,8 +90,8 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         raise BadRequest("the body must be a JSON object")
     system, messages = _parse_messages(payload.get("messages"))
     n = _get(payload, "n", 1, _is_int, "an integer")
-    if not 1 <= n <= MAX_N:
-        raise BadRequest(f"n must be between 1 and {MAX_N}, got {n}")
+    if not 1 <= n <= MAX_SAMPLES:
+        raise BadRequest(f"n must be between 1 and {MAX_SAMPLES}, got {n}")
     temperature = _get(payload, "temperature", 1.0, _is_number, "a number")
     if not math.isfinite(temperature) or not 0 <= temperature <= 2:
         raise BadRequest(f"temperature must be between 0 and 2, got {temperature}")

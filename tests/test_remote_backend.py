@@ -17,6 +17,7 @@ from models_backend.generation import FINISH_STOP, SamplingConfig
 from models_backend.prompt import load_hhh_prompt
 from models_backend.remote import RemoteAssistant, RemoteConfig, RemoteGenerationError
 from models_backend.serve import make_server
+from models_backend.specs import MAX_SAMPLES
 from tests.test_assistants import SHORT_PROMPT
 from tests.tiny_models import chaotic_tiny_lm
 
@@ -161,8 +162,11 @@ def test_a_stop_string_cuts_the_remote_reply_where_the_in_process_one_is_cut(lm,
         ({"messages": [{"role": "robot", "content": "hi"}]}, "has role 'robot'"),
         ({"messages": [{"role": "user", "content": 3}]}, "string content"),
         ({"messages": [{"role": "assistant", "content": "hi"}]}, "last message must be a user"),
-        ({"messages": [{"role": "user", "content": "hi"}], "n": 0}, "n must be between 1 and 8"),
-        ({"messages": [{"role": "user", "content": "hi"}], "n": 9}, "n must be between 1 and 8"),
+        ({"messages": [{"role": "user", "content": "hi"}], "n": 0}, "n must be between 1 and"),
+        (
+            {"messages": [{"role": "user", "content": "hi"}], "n": MAX_SAMPLES + 1},
+            f"n must be between 1 and {MAX_SAMPLES},",
+        ),
         ({"messages": [{"role": "user", "content": "hi"}], "temperature": -1}, "temperature"),
         ({"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, "temperature"),
         ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, "max_tokens"),
@@ -184,7 +188,7 @@ def test_the_server_refuses_a_prompt_longer_than_the_model_reads_with_a_400(raw_
 
 def test_a_remote_400_raises_with_the_status_and_the_servers_message(raw_url):
     with pytest.raises(RemoteGenerationError, match="HTTP 400: n must be between") as raised:
-        _remote(raw_url).generate(MESSAGES, k=9, sampling=_greedy(4))
+        _remote(raw_url).generate(MESSAGES, k=MAX_SAMPLES + 1, sampling=_greedy(4))
     assert raised.value.status == 400 and not raised.value.transient
 
 
