@@ -45,8 +45,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Train a preference model from this base on all comparisons")
     def train_preference_model(self, request, queryset):
-        from labeling.services.training import training_run_request
-        from labeling.tasks import default_training_config
+        from labeling.services.training import default_training_config, training_run_request
 
         for version in queryset:
             config = {**default_training_config(), "model": version.spec}

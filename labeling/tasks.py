@@ -228,16 +228,8 @@ def schedule_preference_training() -> int | None:
             settings.LAB_RETRAIN_MIN_COMPARISONS,
         )
         return None
-    return train_services.training_run_request(config=default_training_config()).pk
-
-
-def default_training_config() -> dict:
-    return {
-        "model": settings.LAB_PM_BASE_SPEC,
-        "max_length": settings.LAB_TRAIN_MAX_LENGTH,
-        "epochs": settings.LAB_TRAIN_EPOCHS,
-        "batch_size": settings.LAB_TRAIN_BATCH_SIZE,
-    }
+    config = train_services.default_training_config()
+    return train_services.training_run_request(config=config).pk
 
 
 @shared_task(soft_time_limit=6 * 3600, time_limit=6 * 3600 + 300)
@@ -263,7 +255,8 @@ def _train(run_id: int) -> None:
     train_pairs, eval_pairs = split_holdout(rankings, every=10)
     # The timestamp keeps a reset database (ids restarting) from reusing an old directory.
     out = settings.LAB_PM_DIR / f"run-{run_id}-{time.strftime('%Y%m%d-%H%M%S')}"
-    config = PreferenceConfig(**{**default_training_config(), **run.config, "out": str(out)})
+    defaults = train_services.default_training_config()
+    config = PreferenceConfig(**{**defaults, **run.config, "out": str(out)})
     last_write = 0.0
 
     def progress(fraction: float, info: dict) -> None:

@@ -8,9 +8,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from hhh.celery import app
 from labeling.models import EvaluationRun, ModelVersion
 
 Status = EvaluationRun.Status
+EVALUATE_TASK = "labeling.tasks.evaluate_model_version"  # by name: the web never imports torch
 
 
 class EvaluationUnavailable(Exception):
@@ -41,9 +43,7 @@ def evaluation_request(
 
 
 def _enqueue(run_id: int) -> None:
-    from labeling.tasks import evaluate_model_version
-
-    evaluate_model_version.delay(run_id)
+    app.send_task(EVALUATE_TASK, args=[run_id])
 
 
 def evaluation_claim(*, run_id: int) -> bool:

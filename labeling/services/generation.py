@@ -10,9 +10,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from hhh.celery import app
 from labeling.models import MAX_CANDIDATES, Campaign, CandidateResponse, Turn
 
 Status = CandidateResponse.Status
+GENERATE_TASK = "labeling.tasks.generate_candidates"  # by name: the web never imports torch
 
 
 def candidates_create(*, turn: Turn, campaign: Campaign) -> list[CandidateResponse]:
@@ -29,9 +31,7 @@ def candidates_create(*, turn: Turn, campaign: Campaign) -> list[CandidateRespon
 
 
 def _enqueue_generation(turn_id: int) -> None:
-    from labeling.tasks import generate_candidates  # tasks import services, not the reverse
-
-    generate_candidates.delay(turn_id)
+    app.send_task(GENERATE_TASK, args=[turn_id])
 
 
 def _claimable(stale_after_s: float) -> Q:

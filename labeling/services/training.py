@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from functools import partial
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from hhh.celery import app
 from labeling.models import ModelVersion, TrainingRun
 
 Status = TrainingRun.Status
+TRAIN_TASK = "labeling.tasks.train_preference_model"  # by name: the web never imports torch
+
+
+def default_training_config() -> dict:
+    """A preference-model run's settings before a request's own (LAB_PM_BASE_SPEC, LAB_TRAIN_*)."""
+    return {
+        "model": settings.LAB_PM_BASE_SPEC,
+        "max_length": settings.LAB_TRAIN_MAX_LENGTH,
+        "epochs": settings.LAB_TRAIN_EPOCHS,
+        "batch_size": settings.LAB_TRAIN_BATCH_SIZE,
+    }
 
 
 def training_run_request(*, config: dict, requested_by=None) -> TrainingRun:
@@ -22,9 +35,7 @@ def training_run_request(*, config: dict, requested_by=None) -> TrainingRun:
 
 
 def _enqueue_training(run_id: int) -> None:
-    from labeling.tasks import train_preference_model
-
-    train_preference_model.delay(run_id)
+    app.send_task(TRAIN_TASK, args=[run_id])
 
 
 def training_run_claim(*, run_id: int) -> bool:

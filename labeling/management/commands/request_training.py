@@ -1,8 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling import selectors
-from labeling.services.training import training_run_request
-from labeling.tasks import default_training_config
+from labeling.services.training import default_training_config, training_run_request
 
 
 class Command(BaseCommand):
