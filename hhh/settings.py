@@ -136,9 +136,24 @@ CELERY_TASK_ROUTES = {
 }
 # One model per process and long tasks: take one message at a time.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A killed pool process's message goes back to the queue (acks_late, reject_on_worker_lost)
+# once the worker stops waiting for its result: results are not kept, so wait briefly.
+CELERY_WORKER_LOST_WAIT = 1.0
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 LAB_RETRAIN_EVERY_HOURS = env_float("LAB_RETRAIN_EVERY_HOURS", 24.0, minimum=0.01)
+# A generation worker beats a heartbeat this often for the candidates it holds (a thread:
+# loading a model and best-of-n sampling stream nothing). A running candidate whose
+# heartbeat is older than the stale threshold belongs to a dead worker and is taken over.
+# The threshold spans at least two beats, so one slow write does not hand a live worker's
+# rows to another; the requeue schedule follows the beat, so recovery takes seconds.
+LAB_GENERATION_HEARTBEAT_SECONDS = env_float("LAB_GENERATION_HEARTBEAT_SECONDS", 3.0, minimum=0.2)
+LAB_GENERATION_STALE_SECONDS = env_float("LAB_GENERATION_STALE_SECONDS", 10.0, minimum=1.0)
+if LAB_GENERATION_STALE_SECONDS < 2 * LAB_GENERATION_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        f"LAB_GENERATION_STALE_SECONDS={LAB_GENERATION_STALE_SECONDS:g} must be at least two "
+        f"heartbeats (LAB_GENERATION_HEARTBEAT_SECONDS={LAB_GENERATION_HEARTBEAT_SECONDS:g})"
+    )
 CELERY_BEAT_SCHEDULE = {
     "retrain-preference-model": {
         "task": "labeling.tasks.schedule_preference_training",
@@ -147,8 +162,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "requeue-stale-candidates": {
         "task": "labeling.tasks.requeue_stale_candidates",
-        "schedule": 60.0,
-        "options": {"expires": 50},
+        "schedule": 2 * LAB_GENERATION_HEARTBEAT_SECONDS,
+        "options": {"expires": 2 * LAB_GENERATION_HEARTBEAT_SECONDS},  # the next run replaces it
     },
 }
 
@@ -164,9 +179,9 @@ LAB_TRAIN_EPOCHS = env_int("LAB_TRAIN_EPOCHS", 1, minimum=1)
 LAB_TRAIN_BATCH_SIZE = env_int("LAB_TRAIN_BATCH_SIZE", 4, minimum=1)
 # Torch threads per worker process; 0 keeps torch's default (one per core).
 LAB_TORCH_THREADS = env_int("LAB_TORCH_THREADS", 0, minimum=0)
-# A running candidate whose streamed text has not moved for this long belongs to a dead
-# worker: it is claimed again (workers load the model before claiming, so gaps are short).
-LAB_GENERATION_STALE_SECONDS = env_int("LAB_GENERATION_STALE_SECONDS", 120, minimum=10)
+# How often a worker writes a candidate's streamed text to the database (the page reads
+# it there when Redis does not carry the text live).
+LAB_GENERATION_PROGRESS_SECONDS = env_float("LAB_GENERATION_PROGRESS_SECONDS", 0.4, minimum=0.0)
 # Most turns one generation batch serves: a worker picking up a turn also claims other
 # turns waiting for the same model (concurrent crowdworkers) and decodes them together.
 LAB_GENERATION_BATCH_TURNS = env_int("LAB_GENERATION_BATCH_TURNS", 8, minimum=1)

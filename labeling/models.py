@@ -337,6 +337,9 @@ class CandidateResponse(models.Model):
         blank=True,
         help_text="Best-of-n: what chose this response (pair policy, preference model, n).",
     )
+    holder = models.CharField(
+        max_length=200, blank=True, help_text="The worker generating it: host and process id."
+    )
     claimed_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

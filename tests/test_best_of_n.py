@@ -1,5 +1,7 @@
 """Best-of-n: n samples per slot scored by the active preference model, a pair by policy."""
 
+import threading
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -10,12 +12,15 @@ from models_backend.assistants import Assistant
 from models_backend.best_of_n import POLICIES, Scored, choose
 from models_backend.dialogue import HUMAN, Message
 from models_backend.generation import Candidate
+from models_backend.loading import load_causal_lm
+from models_backend.remote import RemoteAssistant
 from models_backend.reward import (
     load_preference_model,
     preference_model_from_spec,
     save_preference_model,
     score_responses,
 )
+from models_backend.serve import make_server
 from models_backend.specs import MAX_SAMPLES
 
 
@@ -120,3 +125,39 @@ def test_a_judgment_records_which_preference_model_and_policy_chose_its_pair(
     expected = {"policy": "top_two", "preference_model": "pm-1", "n": 2}
     assert all({k: s[k] for k in expected} == expected for s in selections)
     assert all(c["reward"] is not None for c in judgment.provenance["candidates"])
+
+
+@pytest.fixture
+def generation_server(settings):
+    server = make_server(load_causal_lm("tiny-random", device="cpu"), "", "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    host, port = server.server_address[:2]
+    settings.LAB_GENERATION_URL = f"http://{host}:{port}/v1"
+    yield
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("n", "requests"),
+    [(5, [10]), (MAX_SAMPLES, [MAX_SAMPLES, MAX_SAMPLES])],  # n x 2 slots of one model
+)
+@pytest.mark.django_db
+def test_remote_best_of_n_asks_the_server_for_at_most_max_samples_at_once(
+    campaign, owner, active_pm, generation_server, monkeypatch, n, requests
+):
+    asked = []
+    real = RemoteAssistant.generate
+
+    def counting(self, messages, **kwargs):
+        asked.append(kwargs["k"])
+        return real(self, messages, **kwargs)
+
+    monkeypatch.setattr(RemoteAssistant, "generate", counting)
+    turn = start_turn(campaign, owner, best_of=n)
+    tasks.generate_candidates(turn.pk)
+    assert asked == requests
+    for candidate in turn.candidates.all():
+        assert candidate.status == CandidateResponse.Status.DONE, candidate.error
+        assert len(candidate.alternatives) == n - 1
+        assert candidate.selection["n"] == n

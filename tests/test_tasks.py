@@ -3,6 +3,7 @@
 import pytest
 
 from labeling import tasks
+from labeling.generation_sink import GenerationSink
 from labeling.models import CandidateResponse
 from labeling.services import conversations as svc
 from labeling.services import generation
@@ -76,6 +77,17 @@ def test_nul_characters_in_model_output_are_dropped_before_storing(turn):
         seed=1,
     )
     assert CandidateResponse.objects.get(pk=claimed[0].pk).text == "ab"
+
+
+def test_the_sink_writes_each_rows_streamed_text_at_most_once_per_interval(turn, monkeypatch):
+    first, second = generation.candidates_claim(turn_id=turn.pk, stale_after_s=10, holder="w:1")
+    writes = []
+    monkeypatch.setattr(generation, "candidate_progress", lambda **kw: writes.append(kw["text"]))
+    sink = GenerationSink(holder="w:1", every_s=60)
+    for text in ("a", "ab", "abc"):  # every token step reaches the sink
+        sink.progress(first.pk, text)
+    sink.progress(second.pk, "x")
+    assert writes == ["a", "x"]  # each row's first text at once, then nothing for a minute
 
 
 def test_scheduled_retraining_waits_for_enough_new_comparisons(db, settings):

@@ -1,4 +1,9 @@
-"""Candidate responses: create, claim, stream, complete, fail, retry, requeue."""
+"""Candidate responses: create, claim, stream, complete, fail, retry, requeue.
+
+A worker claims rows as their ``holder`` (its name: host and process id) and keeps them
+fresh with a heartbeat; rows whose heartbeat is older than the stale threshold belong to
+a dead worker and may be claimed again. Writes from a worker name the holder, so one
+whose rows were taken over changes nothing."""
 
 from __future__ import annotations
 
@@ -34,20 +39,33 @@ def _enqueue_generation(turn_id: int) -> None:
     app.send_task(GENERATE_TASK, args=[turn_id])
 
 
-def _claimable(stale_after_s: float) -> Q:
+def _claimable(stale_after_s: float, holder: str) -> Q:
+    """Pending rows, running ones whose holder stopped beating, and the holder's own (a
+    retry of its task after a database blip takes its rows back at once)."""
     stale = timezone.now() - timedelta(seconds=stale_after_s)
-    return Q(status=Status.PENDING) | Q(status=Status.RUNNING, heartbeat_at__lt=stale)
+    claimable = Q(status=Status.PENDING) | Q(status=Status.RUNNING, heartbeat_at__lt=stale)
+    if holder:
+        claimable |= Q(status=Status.RUNNING, holder=holder)
+    return claimable
 
 
-def candidates_claim(*, turn_id: int, stale_after_s: float) -> list[CandidateResponse]:
-    """Mark a turn's pending (or abandoned) candidates running and return them.
+def _held(holder: str) -> Q:
+    """Running rows of ``holder`` ("": of anyone, for callers that hold no claim)."""
+    return Q(status=Status.RUNNING, holder=holder) if holder else Q(status=Status.RUNNING)
+
+
+def candidates_claim(
+    *, turn_id: int, stale_after_s: float, holder: str = ""
+) -> list[CandidateResponse]:
+    """Mark a turn's pending (or abandoned) candidates running, held by ``holder``, and
+    return them.
 
     A conditional update: a second worker holding the same message (a redelivery, a
     requeue) finds the rows no longer claimable and gets nothing.
     """
-    claimable = _claimable(stale_after_s)
+    claimable = _claimable(stale_after_s, holder)
     ids = CandidateResponse.objects.filter(claimable, turn_id=turn_id).values_list("pk", flat=True)
-    return _claim(list(ids), claimable)
+    return _claim(list(ids), claimable, holder)
 
 
 def candidates_claim_batch(
@@ -58,13 +76,14 @@ def candidates_claim_batch(
     exclude_turn_id: int,
     max_turns: int,
     stale_after_s: float,
+    holder: str = "",
 ) -> list[CandidateResponse]:
     """Claim other turns' waiting candidates from the same campaign, model and sampling, oldest
     turns first, at most ``max_turns`` turns: a worker batches concurrent turns into one forward
     pass. Their own queued messages later find nothing left to claim."""
     if max_turns < 1:
         return []
-    claimable = _claimable(stale_after_s)
+    claimable = _claimable(stale_after_s, holder)
     waiting = (
         CandidateResponse.objects.filter(
             claimable,
@@ -84,20 +103,29 @@ def candidates_claim_batch(
                 break
             turns.append(turn_id)
         ids.append(pk)
-    return _claim(ids, claimable)
+    return _claim(ids, claimable, holder)
 
 
-def _claim(ids: list[int], claimable: Q) -> list[CandidateResponse]:
+def _claim(ids: list[int], claimable: Q, holder: str) -> list[CandidateResponse]:
     if not ids:
         return []
     now = timezone.now()
     CandidateResponse.objects.filter(claimable, pk__in=ids).update(
-        status=Status.RUNNING, claimed_at=now, heartbeat_at=now, text="", error=""
+        status=Status.RUNNING, holder=holder, claimed_at=now, heartbeat_at=now, text="", error=""
     )
     return list(
-        CandidateResponse.objects.filter(pk__in=ids, status=Status.RUNNING, claimed_at=now)
-        .select_related("model_version", "turn")
+        CandidateResponse.objects.filter(
+            pk__in=ids, status=Status.RUNNING, holder=holder, claimed_at=now
+        )
+        .select_related("model_version", "turn__conversation__campaign")
         .order_by("turn_id", "slot")
+    )
+
+
+def candidates_heartbeat(*, candidate_ids: list[int], holder: str) -> int:
+    """The holder still works on these rows (those it still holds and that still run)."""
+    return CandidateResponse.objects.filter(_held(holder), pk__in=candidate_ids).update(
+        heartbeat_at=timezone.now()
     )
 
 
@@ -107,9 +135,9 @@ def model_text(text: str) -> str:
     return text.replace("\x00", "")
 
 
-def candidate_progress(*, candidate_id: int, text: str) -> None:
-    """Partial text while tokens stream in; also the heartbeat that says the worker lives."""
-    CandidateResponse.objects.filter(pk=candidate_id, status=Status.RUNNING).update(
+def candidate_progress(*, candidate_id: int, text: str, holder: str = "") -> None:
+    """Partial text while tokens stream in; also a heartbeat."""
+    CandidateResponse.objects.filter(_held(holder), pk=candidate_id).update(
         text=model_text(text), heartbeat_at=timezone.now()
     )
 
@@ -123,6 +151,7 @@ def candidate_complete(
     seconds: float,
     seed: int,
     best_of: dict | None = None,
+    holder: str = "",
 ) -> None:
     """Store a finished candidate. ``best_of`` (best-of-n) holds ``reward``, ``alternatives``
     (the samples not shown, with rewards, NUL-free), ``model_version_id`` (the model that
@@ -137,7 +166,7 @@ def candidate_complete(
             "model_version_id": best_of["model_version_id"],
             "selection": best_of.get("selection", {}),
         }
-    CandidateResponse.objects.filter(pk=candidate_id, status=Status.RUNNING).update(
+    CandidateResponse.objects.filter(_held(holder), pk=candidate_id).update(
         **extra,
         status=Status.DONE,
         text=model_text(text),
@@ -150,8 +179,8 @@ def candidate_complete(
     )
 
 
-def candidates_fail(*, candidate_ids: list[int], error: str) -> None:
-    CandidateResponse.objects.filter(pk__in=candidate_ids, status=Status.RUNNING).update(
+def candidates_fail(*, candidate_ids: list[int], error: str, holder: str = "") -> None:
+    CandidateResponse.objects.filter(_held(holder), pk__in=candidate_ids).update(
         status=Status.FAILED, error=error[:2000], finished_at=timezone.now()
     )
 
