@@ -66,6 +66,19 @@ def test_a_retry_of_its_own_task_takes_the_holders_rows_back_at_once(turn):
     assert len(generation.candidates_claim(turn_id=turn.pk, stale_after_s=10, holder="w1:1")) == 2
 
 
+@pytest.mark.django_db
+def test_a_retried_turn_counts_as_asked_now_not_when_it_was_created(turn, owner, monkeypatch):
+    monkeypatch.setattr(generation, "_enqueue_generation", lambda turn_id: None)
+    claimed = generation.candidates_claim(turn_id=turn.pk, stale_after_s=10, holder="w1:1")
+    generation.candidates_fail(candidate_ids=[c.pk for c in claimed], error="boom")
+    turn.candidates.update(created_at=timezone.now() - timedelta(minutes=5))
+    age(turn, 300)
+    generation.candidates_retry(turn=turn, worker=owner)
+    assert generation.candidates_requeue_stale(stale_after_s=10) == []
+    age(turn, 30)
+    assert generation.candidates_requeue_stale(stale_after_s=10) == [turn.pk]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_heartbeat_keeps_the_holders_running_rows_fresh_while_the_task_works(turn):
     claimed = generation.candidates_claim(turn_id=turn.pk, stale_after_s=10, holder="w1:1")

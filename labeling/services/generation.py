@@ -187,12 +187,13 @@ def candidates_fail(*, candidate_ids: list[int], error: str, holder: str = "") -
 
 @transaction.atomic
 def candidates_retry(*, turn: Turn, worker) -> int:
-    """The worker asks again after a failure: failed candidates go back to pending."""
+    """The worker asks again after a failure: failed candidates go back to pending, asked
+    now (their heartbeat: neither the page nor the requeue takes them for lost at once)."""
     turn = Turn.objects.select_for_update().select_related("conversation").get(pk=turn.pk)
     if turn.conversation.worker_id != worker.pk:
         raise PermissionDenied("Only the worker who started this conversation can retry.")
     count = turn.candidates.filter(status=Status.FAILED).update(
-        status=Status.PENDING, error="", text="", finished_at=None
+        status=Status.PENDING, error="", text="", finished_at=None, heartbeat_at=timezone.now()
     )
     if not count:
         raise ValidationError("Nothing to retry.")
@@ -201,13 +202,15 @@ def candidates_retry(*, turn: Turn, worker) -> int:
 
 
 def candidates_requeue_stale(*, stale_after_s: float) -> list[int]:
-    """Re-enqueue turns whose candidates were lost: a dead worker, a message never sent."""
+    """Re-enqueue turns whose candidates were lost: a dead worker, a message never sent
+    (pending since they were asked for, at creation or by a retry)."""
     stale = timezone.now() - timedelta(seconds=stale_after_s)
+    asked_long_ago = Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale)
     turn_ids = sorted(
         set(
             CandidateResponse.objects.filter(
                 Q(status=Status.RUNNING, heartbeat_at__lt=stale)
-                | Q(status=Status.PENDING, created_at__lt=stale)
+                | Q(asked_long_ago, status=Status.PENDING)
             ).values_list("turn_id", flat=True)
         )
     )
