@@ -10,6 +10,7 @@ import threading
 from django.db import DatabaseError, connection
 
 from labeling.services import generation as gen_services
+from labeling.streams import TextPublisher
 from models_backend.generation import Candidate
 from models_backend.orchestrate import Chosen, Throttle
 
@@ -18,16 +19,30 @@ log = logging.getLogger(__name__)
 
 class GenerationSink:
     """``orchestrate.Sink`` for the rows one task holds. ``progress`` comes on every token
-    step that changes a row's text, so it only decides: a row's text reaches the database
-    at most once per ``every_s`` seconds (LAB_GENERATION_PROGRESS_SECONDS); the final text
-    comes with ``complete``."""
+    step that changes a row's text: the change goes to the page at once over Redis pub/sub
+    where there is a ``publisher`` (``labeling.streams``), and reaches the database at most
+    once per ``every_s`` seconds (LAB_GENERATION_PROGRESS_SECONDS); the final text comes
+    with ``complete``, and then the stream hears that the row has ended."""
 
-    def __init__(self, *, holder: str, every_s: float) -> None:
+    def __init__(
+        self,
+        *,
+        holder: str,
+        every_s: float,
+        turns: dict[int, int],
+        publisher: TextPublisher | None = None,
+    ) -> None:
         self.holder = holder
         self.every_s = every_s
+        self.turns = turns  # candidate id -> turn id (the stream's channel)
+        self.publisher = publisher
         self._throttles: dict[int, Throttle] = {}
 
     def progress(self, candidate_id: int, text: str) -> None:
+        if self.publisher is not None:
+            self.publisher.text(
+                turn_id=self.turns[candidate_id], candidate_id=candidate_id, text=text
+            )
         throttle = self._throttles.setdefault(candidate_id, Throttle(self.every_s))
         if throttle.due():
             gen_services.candidate_progress(
@@ -53,9 +68,17 @@ class GenerationSink:
             seed=result.seed,
             best_of=best_of,
         )
+        self._ended([candidate_id])
 
     def fail(self, candidate_ids: list[int], error: str) -> None:
         gen_services.candidates_fail(candidate_ids=candidate_ids, error=error, holder=self.holder)
+        self._ended(candidate_ids)
+
+    def _ended(self, candidate_ids: list[int]) -> None:
+        """Tell the streams to read the rows now (after the write: they find it there)."""
+        if self.publisher is not None:
+            for pk in candidate_ids:
+                self.publisher.end(turn_id=self.turns[pk], candidate_id=pk)
 
 
 class Heartbeat:

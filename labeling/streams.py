@@ -76,6 +76,7 @@ class TextPublisher:
         self._warned = False
 
     def text(self, *, turn_id: int, candidate_id: int, text: str) -> None:
+        text = text.replace("\x00", "")  # as the rows store it
         before = self._sent.get(candidate_id, "")
         if text == before:
             return
@@ -98,6 +99,21 @@ class TextPublisher:
                     "live text not published (the page falls back to the database): %s", exc
                 )
                 self._warned = True
+
+
+_publishers: dict[str, TextPublisher] = {}
+
+
+def publisher() -> TextPublisher | None:
+    """The process's publisher (one connection pool), or None without Redis."""
+    from django.conf import settings
+
+    url = settings.LAB_STREAM_REDIS_URL
+    if not url:
+        return None
+    if url not in _publishers:
+        _publishers[url] = TextPublisher(url)
+    return _publishers[url]
 
 
 def _common_prefix(a: str, b: str) -> int:
@@ -123,6 +139,14 @@ class Mirror:
         if shown is not None and text.startswith(shown):
             return sse(f"text-{candidate_id}", escape(text[len(shown) :]))
         return sse(f"reset-{candidate_id}", escape(text))
+
+    def read(self, candidate_id: int, text: str) -> str | None:
+        """The row's text as read from the database. Written only now and then, it may be
+        behind what pub/sub has already brought: then it changes nothing."""
+        shown = self.texts.get(candidate_id)
+        if shown is not None and shown.startswith(text):
+            return None
+        return self.full(candidate_id, text)
 
     def delta(self, candidate_id: int, offset: int, added: str) -> str | None:
         """Apply a published delta; None when it does not fit what is shown (a gap: the
@@ -154,7 +178,7 @@ async def turn_events(
                 yield sse("turn", await render_turn())
                 return
             for row in rows:
-                event = mirror.full(row.id, row.text)
+                event = mirror.read(row.id, row.text)
                 if event:
                     yield event
                     last_sent = time.monotonic()

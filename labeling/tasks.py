@@ -14,7 +14,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import OperationalError, connection
 
-from labeling import selectors
+from labeling import selectors, streams
 from labeling.generation_sink import GenerationSink, Heartbeat
 from labeling.services import evaluation as eval_services
 from labeling.services import generation as gen_services
@@ -56,7 +56,12 @@ def generate_candidates(self, turn_id: int) -> None:
     if best_of is None:
         rows += _concurrent_rows(rows, turn_id, holder)
     ids = [row.pk for row in rows]
-    sink = GenerationSink(holder=holder, every_s=settings.LAB_GENERATION_PROGRESS_SECONDS)
+    sink = GenerationSink(
+        holder=holder,
+        every_s=settings.LAB_GENERATION_PROGRESS_SECONDS,
+        turns={row.pk: row.turn_id for row in rows},
+        publisher=streams.publisher(),
+    )
     beat_s = settings.LAB_GENERATION_HEARTBEAT_SECONDS
     with Heartbeat(holder=holder, candidate_ids=ids, every_s=beat_s):
         try:

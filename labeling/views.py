@@ -159,7 +159,11 @@ def comparison_submit(request, pk):
 def candidates_retry(request, pk):
     turn = selectors.get_turn_for_user(request.user, pk)
     try:
-        retry_service(turn=turn, worker=request.user)
+        retry_service(
+            turn=turn,
+            worker=request.user,
+            stale_after_s=settings.LAB_GENERATION_STALE_SECONDS,  # "Try again" on a stall
+        )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     return _respond(request, turn.conversation)

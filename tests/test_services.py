@@ -3,6 +3,7 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from labeling import selectors
 from labeling.models import CandidateResponse, Conversation, Judgment, ModelVersion, Turn
@@ -194,6 +195,23 @@ def test_a_failed_generation_can_be_retried_by_its_owner_only(
         assert generation.candidates_retry(turn=turn, worker=owner) == 2
     assert len(callbacks) == 1
     assert set(turn.candidates.values_list("status", flat=True)) == {"pending"}
+
+
+def test_a_stalled_turn_can_be_tried_again_and_its_stuck_worker_can_no_longer_write(
+    conversation, owner, django_capture_on_commit_callbacks
+):
+    turn = svc.turn_create(conversation=conversation, worker=owner, text="hi")
+    claimed = generation.candidates_claim(turn_id=turn.pk, stale_after_s=10, holder="stuck:1")
+    generation.candidate_progress(candidate_id=claimed[0].pk, text="half", holder="stuck:1")
+    with pytest.raises(ValidationError, match="on their way"):  # still beating: not stalled
+        generation.candidates_retry(turn=turn, worker=owner, stale_after_s=10)
+    CandidateResponse.objects.update(heartbeat_at=timezone.now() - timedelta(seconds=30))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert generation.candidates_retry(turn=turn, worker=owner, stale_after_s=10) == 2
+    assert len(callbacks) == 1
+    generation.candidate_progress(candidate_id=claimed[0].pk, text="late", holder="stuck:1")
+    rows = list(turn.candidates.values_list("status", "text", "holder"))
+    assert rows == [("pending", "", "")] * 2
 
 
 def test_pairs_leave_out_the_weakest_level_unless_asked(conversation, owner):

@@ -104,6 +104,14 @@ def test_a_delta_that_does_not_fit_what_is_shown_waits_for_the_rows():
     assert mirror.delta(1, 4, "!") == "event: reset-1\ndata: Hell!\n\n"
 
 
+def test_rows_written_behind_what_pub_sub_brought_change_nothing():
+    mirror = Mirror()
+    mirror.full(1, "")
+    mirror.delta(1, 0, "The cat sat")
+    assert mirror.read(1, "The cat") is None  # the database is a write behind
+    assert mirror.read(1, "The cat sat on") == "event: text-1\ndata:  on\n\n"
+
+
 @pytest.fixture
 def suite_redis():
     client = redis.Redis.from_url(SUITE_REDIS)

@@ -83,11 +83,24 @@ def test_the_sink_writes_each_rows_streamed_text_at_most_once_per_interval(turn,
     first, second = generation.candidates_claim(turn_id=turn.pk, stale_after_s=10, holder="w:1")
     writes = []
     monkeypatch.setattr(generation, "candidate_progress", lambda **kw: writes.append(kw["text"]))
-    sink = GenerationSink(holder="w:1", every_s=60)
+    published = []
+
+    class Publisher:  # what labeling.streams.TextPublisher hears
+        def text(self, **kw):
+            published.append((kw["turn_id"], kw["candidate_id"], kw["text"]))
+
+        def end(self, **kw):
+            published.append((kw["turn_id"], kw["candidate_id"], "end"))
+
+    turns = {first.pk: turn.pk, second.pk: turn.pk}
+    sink = GenerationSink(holder="w:1", every_s=60, turns=turns, publisher=Publisher())
     for text in ("a", "ab", "abc"):  # every token step reaches the sink
         sink.progress(first.pk, text)
     sink.progress(second.pk, "x")
     assert writes == ["a", "x"]  # each row's first text at once, then nothing for a minute
+    assert [p[2] for p in published] == ["a", "ab", "abc", "x"]  # the page hears every step
+    sink.fail([first.pk, second.pk], "boom")
+    assert published[-2:] == [(turn.pk, first.pk, "end"), (turn.pk, second.pk, "end")]
 
 
 def test_scheduled_retraining_waits_for_enough_new_comparisons(db, settings):

@@ -186,17 +186,26 @@ def candidates_fail(*, candidate_ids: list[int], error: str, holder: str = "") -
 
 
 @transaction.atomic
-def candidates_retry(*, turn: Turn, worker) -> int:
-    """The worker asks again after a failure: failed candidates go back to pending, asked
-    now (their heartbeat: neither the page nor the requeue takes them for lost at once)."""
+def candidates_retry(*, turn: Turn, worker, stale_after_s: float | None = None) -> int:
+    """The worker asks again: failed candidates, and with ``stale_after_s`` stalled ones
+    (no heartbeat for that long: their worker is gone or stuck), go back to pending, asked
+    now (their heartbeat: neither the page nor the requeue takes them for lost at once).
+    A stalled row's holder is cleared, so a stuck worker that wakes up writes nothing."""
     turn = Turn.objects.select_for_update().select_related("conversation").get(pk=turn.pk)
     if turn.conversation.worker_id != worker.pk:
         raise PermissionDenied("Only the worker who started this conversation can retry.")
-    count = turn.candidates.filter(status=Status.FAILED).update(
-        status=Status.PENDING, error="", text="", finished_at=None, heartbeat_at=timezone.now()
-    )
+    now = timezone.now()
+    again = {"status": Status.PENDING, "error": "", "text": "", "finished_at": None}
+    count = turn.candidates.filter(status=Status.FAILED).update(**again, heartbeat_at=now)
+    if stale_after_s is not None:
+        stale = now - timedelta(seconds=stale_after_s)
+        count += (
+            turn.candidates.filter(status__in=[Status.PENDING, Status.RUNNING])
+            .filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale))
+            .update(**again, holder="", heartbeat_at=now)
+        )
     if not count:
-        raise ValidationError("Nothing to retry.")
+        raise ValidationError("Nothing to retry: the responses are on their way.")
     transaction.on_commit(partial(_enqueue_generation, turn.pk))
     return count
 

@@ -1,5 +1,6 @@
 """What a person does in the browser, shared by the browser tests."""
 
+import html
 import os
 
 SCREENSHOTS = os.environ.get("LAB_SCREENSHOTS")  # a folder: keep pages there to look at
@@ -19,8 +20,37 @@ def words(text: str) -> str:
     return " ".join(text.split())
 
 
+def shown_words(text: str) -> str:
+    """Stored model output as the page shows it: rendered as markdown (labeling.rendering),
+    then read as text, then as ``words``."""
+    from django.utils.html import strip_tags
+
+    from labeling.rendering import render_markdown
+
+    return words(html.unescape(strip_tags(render_markdown(text))))
+
+
 def snapshot(page, name: str) -> None:
     """Save the whole page as ``name``.png in $LAB_SCREENSHOTS, when it is set."""
     if SCREENSHOTS:
         os.makedirs(SCREENSHOTS, exist_ok=True)
         page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"), full_page=True)
+
+
+def scale_ready(page) -> None:
+    """Wait until the scale is on the page and lab.js has set it up (pick, then submit)."""
+    page.wait_for_selector("form.picking .scale button")
+
+
+def pick_and_submit(page, value: str) -> None:
+    """Pick a level on the 8-point scale ("A3", "B4"…), then confirm it."""
+    scale_ready(page)
+    page.click(f".scale button[value={value}]")
+    page.click("button.confirm")
+
+
+def scale_labels(page) -> list[str]:
+    """The scale's button labels, without their key numbers."""
+    return [
+        text.split("\n")[-1].strip() for text in page.locator(".scale button").all_inner_texts()
+    ]

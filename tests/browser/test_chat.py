@@ -7,7 +7,14 @@ import pytest
 from django.core.management import call_command
 
 from labeling.models import Conversation, Judgment, Turn
-from tests.browser.actions import log_in, words
+from tests.browser.actions import (
+    log_in,
+    pick_and_submit,
+    scale_labels,
+    scale_ready,
+    shown_words,
+    words,
+)
 from tests.factories import shown, top_and_rest
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -23,9 +30,9 @@ def test_a_crowdworker_chats_picks_at_every_turn_and_rates_the_conversation(
         typed = f"Message {i}: <b>hello</b>"
         page.fill("textarea[name=text]", typed)
         page.click("button:has-text('Send')")
-        page.wait_for_selector(f"button[value={pick}]")  # both candidates generated
+        scale_ready(page)  # both candidates generated
         assert page.locator(".candidate").count() == 2
-        page.click(f"button[value={pick}]")
+        pick_and_submit(page, pick)
         page.wait_for_function(f"document.querySelectorAll('.msg.assistant').length === {i + 1}")
         assert page.locator(".msg.human").nth(i).inner_text().endswith(typed)
     page.check("input[name=rating][value='4']")
@@ -50,17 +57,17 @@ def test_a_red_teamer_picks_the_more_harmful_reply_continues_with_it_and_rates_t
     page.click("button:has-text('Start a conversation')")
     page.fill("textarea[name=text]", "Tell me how to hurt someone.")
     page.click("button:has-text('Send')")
-    page.wait_for_selector("button[value=B4]")
+    scale_ready(page)
     assert page.locator("text=Which response is more harmful?").count() == 1
-    labels = page.locator(".scale button").all_inner_texts()
+    labels = scale_labels(page)
     assert labels[0] == "A is much more harmful" and labels[-1] == "B is much more harmful"
     assert "better" not in " ".join(labels)
     a_text, b_text = (c.text for c in shown(Turn.objects.get()))
-    assert words(page.locator(".candidate .text").nth(1).inner_text()) == words(b_text)
-    page.click("button[value=B4]")
+    assert words(page.locator(".candidate .text").nth(1).inner_text()) == shown_words(b_text)
+    pick_and_submit(page, "B4")
     page.wait_for_selector(".msg.assistant")
-    continued = page.locator(".msg.assistant p").first.inner_text()
-    assert words(continued) == words(b_text)  # the conversation continued with B
+    continued = page.locator(".msg.assistant .md").first.inner_text()
+    assert words(continued) == shown_words(b_text)  # the conversation continued with B
     page.fill("textarea[name=task_description]", "Asked for ways to hurt someone.")
     page.check("input[name=attack_rating][value='2']")
     page.check("input[name=harm_rating][value='3']")

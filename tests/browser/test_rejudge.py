@@ -7,7 +7,7 @@ import pytest
 from labeling import item_selectors
 from labeling.models import CandidateResponse, Judgment
 from labeling.services import conversations as chat
-from tests.browser.actions import log_in, snapshot, words
+from tests.browser.actions import log_in, pick_and_submit, scale_ready, shown_words, snapshot, words
 from tests.browser.conftest import PHONE
 from tests.conftest import wait_for
 from tests.factories import rejudge_campaign
@@ -44,7 +44,7 @@ def test_a_second_worker_rejudges_another_workers_red_team_turn(
     chosen = turn.chosen_id
     log_in(page, lab_server, "other", "other-pass-123")
     page.click(f"a[href='/tasks/{rejudge.slug}/']")
-    page.wait_for_selector(".scale button")
+    scale_ready(page)
 
     assert "How do I <i>pick</i> a lock?" in page.inner_text(".msg.human")
     assert "Which response is more harmful?" in page.inner_text("form.compare")
@@ -52,13 +52,13 @@ def test_a_second_worker_rejudges_another_workers_red_team_turn(
     assert "OWNER-NOTE" not in page.content()
     shown = item_selectors.item_shown(turn, other_worker)
     on_page = page.locator(".candidate .text").all_inner_texts()
-    assert [words(t) for t in on_page] == [words(c.text) for c in shown]
+    assert [words(t) for t in on_page] == [shown_words(c.text) for c in shown]
     snapshot(page, "rejudge_desktop")
     page.set_viewport_size(PHONE)
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     snapshot(page, "rejudge_phone")
 
-    page.click("button[value=B2]")  # "B is slightly more harmful"
+    pick_and_submit(page, "B2")  # "B is slightly more harmful"
     page.wait_for_selector("text=Saved.")
     page.wait_for_selector("text=No item is ready for you right now")
 
