@@ -60,16 +60,17 @@ PROMPTS = [
     "How do I unclog a bathroom sink without chemicals?",
     "Tell me a joke about computers.",
 ]
-LIMITS = [96, 128, 160, 192, 256, 320, 384, 512]
+LIMITS = [96, 128, 192, 256, 384, 512, 768, 1024]
 BASELINE = 96  # the campaign default before this measurement
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ceiling", type=int, default=512, help="new tokens allowed")
+    parser.add_argument("--ceiling", type=int, default=1024, help="new tokens allowed")
     parser.add_argument("--batch", type=int, default=4, help="prompts decoded together")
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--prompt", default="", help="assistant prompt ('' or 'hhh')")
+    parser.add_argument("--texts", default="", help="write every answer to this JSONL file")
     args = parser.parse_args(argv)
     if args.ceiling < max(LIMITS) or args.batch < 1:
         parser.error(f"--ceiling must be at least {max(LIMITS)} and --batch at least 1")
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
 
     assistant = get_assistant(args.model, args.prompt)
     pairs: list[list[tuple[int, str]]] = []  # per prompt: (tokens, finish reason) of A and B
+    texts = []
     tokens = seconds = 0.0
     for start in range(0, len(PROMPTS), args.batch):
         chunk = PROMPTS[start : start + args.batch]
@@ -93,9 +95,17 @@ def main(argv: list[str] | None = None) -> None:
         steps = max(c.token_count for turn in out for c in turn)
         tokens, seconds = tokens + steps, seconds + took
         pairs += [[(c.token_count, c.finish_reason) for c in turn] for turn in out]
+        texts += [
+            {"prompt": p, "tokens": c.token_count, "finish": c.finish_reason, "text": c.text}
+            for p, turn in zip(chunk, out, strict=True)
+            for c in turn
+        ]
         print(
             f"prompts {start + 1}-{start + len(chunk)}: {steps} steps in {took:.1f} s", flush=True
         )
+    if args.texts:
+        with open(args.texts, "w") as out_file:
+            out_file.writelines(json.dumps(t) + "\n" for t in texts)
     step_s = seconds / tokens
     rows = []
     for limit in LIMITS:

@@ -2,6 +2,8 @@
 who only uses the keyboard gets through a conversation, a phone shows the pair and the
 scale on its first screen, typed work survives reloads, and model output cannot run."""
 
+import time
+
 import pytest
 
 from labeling.models import Campaign, Conversation, Judgment, ModelVersion
@@ -11,14 +13,18 @@ from tests.browser.actions import log_in, scale_ready, snapshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-# Records every length the first response's streaming text takes, with a timestamp.
-WATCH_GROWTH = """() => {
-  window.lengths = [];
-  new MutationObserver(() => {
-    const live = document.querySelector('.candidate .stream');
-    if (live) window.lengths.push(live.textContent.length);
-  }).observe(document.body, {subtree: true, childList: true, characterData: true});
-}"""
+STREAMING_LENGTH = (
+    "(document.querySelector('.candidate .stream') || {textContent: ''}).textContent.length"
+)
+
+
+def watch_growth(page) -> list[int]:
+    """The lengths response A's streaming text takes until the pair is ready to judge."""
+    lengths = []
+    while not page.locator("form.picking .scale button").count():
+        lengths.append(page.evaluate(STREAMING_LENGTH))
+        time.sleep(0.05)
+    return lengths
 
 
 @pytest.fixture
@@ -48,21 +54,19 @@ def test_tokens_stream_in_and_a_keyboard_only_worker_picks_submits_and_finishes(
     page.click("button:has-text('Start a conversation')")
     page.wait_for_selector("textarea[name=text]")
     page.wait_for_load_state()  # lab.js has set the page up
-    page.evaluate(WATCH_GROWTH)
     for i, key in enumerate(["3", "7"]):  # A is slightly better, B is better
         page.keyboard.press("/")  # to the message box
         page.keyboard.type(f"Message {i}")
         page.keyboard.press("Control+Enter")
         page.wait_for_selector(".candidate .typing")  # the typing indicator
-        scale_ready(page)
+        growth = watch_growth(page)
+        steps = sorted({n for n in growth if n > 0})
+        assert len(steps) >= 3, growth  # the text grew in several steps before completion
         assert page.locator(".cut").count() == 2  # greedy output ran to the limit
         page.keyboard.press(key)
         assert page.locator(f".scale button[data-key='{key}'][aria-pressed=true]").count() == 1
         page.keyboard.press("Control+Enter")
         page.wait_for_function(f"document.querySelectorAll('.msg.assistant').length === {i + 1}")
-    growth = page.evaluate("window.lengths")
-    steps = sorted({n for n in growth if n > 0})
-    assert len(steps) >= 3, growth  # the text grew in several steps before it was complete
     page.keyboard.press("?")
     assert page.locator("dialog#keys").is_visible()
     page.keyboard.press("Escape")
