@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         web = ["-m", "uvicorn", "hhh.asgi:application", "--port", str(port), "--no-access-log"]
         worker = ["-m", "celery", "-A", "hhh", "worker", "-Q", "generate,default", "-c", "1"]
         procs.append(_start(web + ["--log-level", "warning"], var_dir, "web"))
-        procs.append(_start(worker + ["-l", "WARNING", "--purge"], var_dir, "worker"))
+        procs.append(_start(worker + ["-l", "WARNING"], var_dir, "worker"))
         url = f"http://127.0.0.1:{port}"
         _wait_http(url + "/accounts/login/")
         _prepare(args.max_new_tokens)
