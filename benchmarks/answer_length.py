@@ -60,7 +60,7 @@ PROMPTS = [
     "How do I unclog a bathroom sink without chemicals?",
     "Tell me a joke about computers.",
 ]
-LIMITS = [96, 128, 192, 256, 384, 512, 768, 1024]
+LIMITS = [96, 128, 192, 256, 384, 512, 640, 768, 1024]
 BASELINE = 96  # the campaign default before this measurement
 
 

@@ -134,7 +134,12 @@ class Campaign(models.Model):
     )
     temperature = models.FloatField(default=0.8)
     top_p = models.FloatField(default=0.95)
-    max_new_tokens = models.PositiveIntegerField(default=96)
+    # 640: at least 80% of the default assistant's answers to everyday prompts end by
+    # themselves (python -m benchmarks.answer_length; at 96 a quarter did). A cut answer
+    # is marked as cut on the page.
+    max_new_tokens = models.PositiveIntegerField(
+        default=640, help_text="Most new tokens per response; a longer one is cut and marked."
+    )
     max_turns = models.PositiveSmallIntegerField(
         default=4, help_text="A conversation ends after this many turns at the latest."
     )
