@@ -238,21 +238,19 @@ async def _wait(subscription, mirror: Mirror) -> AsyncIterator[str]:
 async def _subscribe(url: str, turn_id: int):
     import redis.asyncio as aioredis
 
-    client = aioredis.Redis.from_url(url)
-    subscription = client.pubsub()
+    subscription = aioredis.Redis.from_url(url).pubsub()
     try:
         await subscription.subscribe(channel(url, turn_id))
     except aioredis.RedisError as exc:  # Redis is down: read the database instead
         log.warning("live text from the database (Redis unavailable): %s", exc)
-        await client.aclose()
+        await _close(subscription)
         return None
-    subscription.lab_client = client
     return subscription
 
 
 async def _close(subscription) -> None:
     try:
         await subscription.aclose()
-        await subscription.lab_client.aclose()
+        await subscription.connection_pool.disconnect()
     except Exception:  # noqa: BLE001 - closing a broken connection must not mask the end
         log.debug("closing a pub/sub subscription failed", exc_info=True)

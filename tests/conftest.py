@@ -129,42 +129,43 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
     the session's var folder and broker through the environment (hhh.test_settings)."""
     purge_queues()
     log_path = tmp_path_factory.mktemp("celery") / "worker.log"
+    proc = start_worker(log_path, queues="generate,train,default", node=f"test-{os.getpid()}@%h")
+    yield proc
+    stop_process(proc)
+    with django_db_blocker.unblock():
+        wait_for_other_sessions_to_close()
+
+
+def start_worker(
+    log_path: Path, *, queues: str, node: str, env: dict | None = None, **popen
+) -> subprocess.Popen:
+    """A `celery worker` process (one pool process) on ``queues`` against the test
+    database, its output in ``log_path`` (``proc.log_path``); ``env`` adds settings."""
     env = {
         **os.environ,
         "DATABASE_URL": worker_database_url(),
         "LAB_LOG_LEVEL": "INFO",
+        **(env or {}),
     }
-    cmd = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "hhh",
-        "worker",
-        "-Q",
-        "generate,train,default",
-        "-c",
-        "1",
-        "-n",
-        f"test-{os.getpid()}@%h",
-        "-l",
-        "INFO",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-    ]
+    cmd = [sys.executable, "-m", "celery", "-A", "hhh", "worker", "-Q", queues, "-c", "1"]
+    cmd += ["-n", node, "-l", "INFO", "--without-gossip", "--without-mingle"]
+    cmd += ["--without-heartbeat"]
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, **popen
+        )
     proc.log_path = log_path
-    yield proc
+    return proc
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within ``timeout`` seconds."""
     proc.terminate()
     try:
-        proc.wait(timeout=20)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-    with django_db_blocker.unblock():
-        wait_for_other_sessions_to_close()
 
 
 def wait_for_other_sessions_to_close(timeout: float = 15.0) -> None:

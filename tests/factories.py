@@ -7,6 +7,11 @@ from labeling.services import generation
 def finish_candidates(turn: Turn, texts=("first reply", "second reply")) -> None:
     """What a Celery worker does for a turn, without a model: claim, then complete."""
     claimed = generation.candidates_claim(turn_id=turn.pk, stale_after_s=120)
+    complete_candidates(claimed, texts)
+
+
+def complete_candidates(claimed: list[CandidateResponse], texts) -> None:
+    """Complete claimed candidates with ``texts``, one each, as a worker does."""
     for candidate, text in zip(claimed, texts, strict=True):
         generation.candidate_complete(
             candidate_id=candidate.pk,

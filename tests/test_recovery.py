@@ -25,7 +25,7 @@ from labeling.generation_sink import Heartbeat
 from labeling.models import Campaign, CandidateResponse, ModelVersion
 from labeling.services import conversations as svc
 from labeling.services import generation
-from tests.conftest import REPO, wait_for, worker_database_url
+from tests.conftest import REPO, start_worker, wait_for
 
 Status = CandidateResponse.Status
 
@@ -180,22 +180,18 @@ def workers(tmp_path, monkeypatch):
     started: list[subprocess.Popen] = []
 
     def start(name: str) -> subprocess.Popen:
-        env = {
-            **os.environ,
-            "DATABASE_URL": worker_database_url(),
+        node = f"{name}-{os.getpid()}@%h"
+        settings = {
             "LAB_GENERATION_HEARTBEAT_SECONDS": str(HEARTBEAT_S),
             "LAB_GENERATION_STALE_SECONDS": str(STALE_S),
         }
-        node = f"{name}-{os.getpid()}@%h"
-        cmd = [sys.executable, "-m", "celery", "-A", "hhh", "worker", "-Q", QUEUE, "-c", "1"]
-        cmd += ["-n", node, "-l", "INFO", "--without-gossip", "--without-mingle"]
-        cmd += ["--without-heartbeat"]
-        log_path = tmp_path / f"{name}.log"
-        with open(log_path, "w") as log:
-            proc = subprocess.Popen(
-                cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        proc.log_path = log_path
+        proc = start_worker(
+            tmp_path / f"{name}.log",
+            queues=QUEUE,
+            node=node,
+            env=settings,
+            start_new_session=True,
+        )
         proc.node = node.split("@")[0]
         started.append(proc)
         return proc

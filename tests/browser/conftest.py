@@ -17,7 +17,7 @@ import pytest
 from django.db import connections
 
 from tests.browser.actions import snapshot
-from tests.conftest import REPO, worker_database_url
+from tests.conftest import REPO, stop_process, worker_database_url
 
 CHROMIUM = os.environ.get("LAB_CHROMIUM", "/usr/bin/chromium")
 FLAGS = [
@@ -66,12 +66,7 @@ def lab_server_process(django_db_setup, django_db_blocker, tmp_path_factory):
                 raise AssertionError(f"uvicorn did not start: {log}") from exc
             time.sleep(0.2)
     yield server
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop_process(proc)
 
 
 @pytest.fixture

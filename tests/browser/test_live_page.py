@@ -10,6 +10,7 @@ from labeling.models import Campaign, Conversation, Judgment, ModelVersion
 from labeling.services import conversations as svc
 from labeling.services import generation
 from tests.browser.actions import log_in, scale_ready, snapshot
+from tests.factories import complete_candidates
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -139,22 +140,10 @@ def test_model_output_with_script_in_it_renders_inert_while_streaming_and_when_d
     log_in(page, lab_server, "owner", "owner-pass-123")
     page.goto(f"{lab_server.url}/conversations/{conversation.pk}/")
     page.wait_for_function("document.querySelector('.stream').textContent.includes('onerror')")
-    finish_candidates_from(claimed, "\n\n".join(XSS))
+    complete_candidates(claimed, ["\n\n".join(XSS)] * len(claimed))
     page.wait_for_selector(".scale button")
     assert page.evaluate("window.pwned") is None and not dialogs
     assert page.locator(".candidate strong:has-text('bold')").count() == 2  # markdown works
     inside = ".candidate script, .candidate img, .candidate svg, .candidate iframe"
     assert page.locator(inside).count() == 0
     assert page.locator(".candidate a[href^=javascript]").count() == 0
-
-
-def finish_candidates_from(claimed, text):
-    for candidate in claimed:
-        generation.candidate_complete(
-            candidate_id=candidate.pk,
-            text=text,
-            token_count=10,
-            finish_reason="eos",
-            seconds=0.1,
-            seed=1,
-        )
