@@ -3,6 +3,7 @@
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
+from labeling import crowd_admin, quality_admin  # noqa: F401 (they register themselves)
 from labeling.judgment_admin import JudgmentAdmin  # noqa: F401 (registers itself)
 from labeling.models import (
     Campaign,

@@ -98,7 +98,10 @@ class Campaign(models.Model):
         "harmful one. Ranking: order K responses to a context. Re-judge: judge another "
         "worker's turn again.",
     )
-    instructions = models.TextField(help_text="Shown to crowdworkers on the task page.")
+    instructions = models.TextField(
+        help_text="A short summary on the task list; the full, versioned guidelines are "
+        "Guidelines rows (before the first, this text is the guidelines)."
+    )
     candidates_per_item = models.PositiveSmallIntegerField(
         default=2, help_text="K: responses per item. 2 for chat and red team; 3-9 for ranking."
     )
@@ -155,6 +158,63 @@ class Campaign(models.Model):
         help_text="With best-of-n: which two responses the worker compares.",
     )
     is_active = models.BooleanField(default=True)
+    # --- The job (issue 11): what to collect, from how many workers, in sets of what size.
+    target = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Conversations (chat, red team) or judgments (ranking, re-judge) to collect; "
+        "empty: no target.",
+    )
+    overlap = models.PositiveSmallIntegerField(
+        default=1, help_text="Ranking and re-judge: workers who judge each item."
+    )
+    overlap_cap = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="An item whose judgments disagree gets more, up to this many (≥ overlap).",
+    )
+    disagreement_spread = models.PositiveSmallIntegerField(
+        default=4,
+        help_text="Pairs: judgments also disagree when their levels on the 8-point scale lie "
+        "this far apart or more (A4 to A1 is 3; opposite directions always disagree).",
+    )
+    set_size = models.PositiveSmallIntegerField(
+        default=10, help_text='Tasks per set: "Task 3 of 10". A Prolific participant does one set.'
+    )
+    reservation_minutes = models.PositiveSmallIntegerField(
+        default=30, help_text="A served task is held for its worker this long."
+    )
+    gold_rate = models.FloatField(
+        default=0.0, help_text="Share of served tasks that are gold checks (0 to 0.5)."
+    )
+    # --- Qualification: a quiz of the campaign's gold quiz items.
+    quiz_size = models.PositiveSmallIntegerField(
+        default=0, help_text="Questions per quiz attempt; 0: no quiz."
+    )
+    quiz_pass_mark = models.FloatField(
+        default=0.8, help_text="Share of quiz answers that must be right to qualify."
+    )
+    quiz_max_attempts = models.PositiveSmallIntegerField(default=2, help_text="Tries at the quiz.")
+    # --- Rules that pause a worker while collecting (checked after every judgment).
+    min_gold_accuracy = models.FloatField(
+        default=0.6, help_text="Pause below this share of gold checks answered right."
+    )
+    min_gold_seen = models.PositiveSmallIntegerField(
+        default=3, help_text="Gold checks answered before the gold rule applies."
+    )
+    min_judgment_seconds = models.FloatField(
+        default=0.0, help_text="Pause when the median time per judgment is below this; 0: off."
+    )
+    max_first_position_rate = models.FloatField(
+        default=0.9, help_text="Pause when the first-shown response is picked more often."
+    )
+    rule_min_judgments = models.PositiveSmallIntegerField(
+        default=10, help_text="Judgments before the time and position rules apply."
+    )
+    # --- Crowd platform (Prolific): where a finished participant is sent.
+    completion_code = models.CharField(max_length=50, blank=True)
+    completion_url = models.URLField(
+        blank=True, help_text="e.g. https://app.prolific.com/submissions/complete?cc=CODE"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -177,6 +237,25 @@ class Campaign(models.Model):
                 condition=Q(kind__in=["ranking"]) | Q(candidates_per_item=2),
                 name="pairs_outside_ranking",
             ),
+            models.CheckConstraint(
+                condition=Q(overlap__gte=1, overlap_cap__gte=models.F("overlap")),
+                name="overlap_cap_at_least_overlap",
+            ),
+            models.CheckConstraint(condition=Q(set_size__gte=1), name="set_size_positive"),
+            models.CheckConstraint(
+                condition=Q(gold_rate__gte=0, gold_rate__lte=0.5), name="gold_rate_0_to_half"
+            ),
+            models.CheckConstraint(
+                condition=Q(quiz_pass_mark__gte=0, quiz_pass_mark__lte=1), name="pass_mark_0_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(min_gold_accuracy__gte=0, min_gold_accuracy__lte=1),
+                name="min_gold_accuracy_0_1",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_first_position_rate__gt=0, max_first_position_rate__lte=1),
+                name="max_first_position_rate_0_1",
+            ),
         ]
 
     def __str__(self):
@@ -192,9 +271,17 @@ class Campaign(models.Model):
             return self.source_campaign.question
         return BETTER
 
+    def current_guidelines(self):
+        """The latest ``Guidelines`` version, or None before the first is written."""
+        return self.guideline_versions.order_by("-version").first()
+
     @property
     def guideline_version(self) -> str:
-        """The instructions' fingerprint: every judgment records the text it was made under."""
+        """What every judgment records it was made under: the guidelines' version ("v3"),
+        or before any is written, the instructions' fingerprint."""
+        current = self.current_guidelines()
+        if current is not None:
+            return current.label
         return hashlib.sha256(self.instructions.encode()).hexdigest()[:12]
 
     def slot_models(self) -> list:
@@ -586,3 +673,18 @@ class EvaluationRun(models.Model):
 
     def __str__(self):
         return f"{self.get_benchmark_display()} of {self.model_version} (run {self.pk})"
+
+
+# The crowd operation's models live in their own module of this app (same migrations).
+from labeling.crowd_models import (  # noqa: E402, F401
+    Assignment,
+    Enrollment,
+    GoldItem,
+    Guidelines,
+    Pause,
+    PlatformSession,
+    PlatformWorker,
+    QuizAnswer,
+    QuizAttempt,
+    Report,
+)

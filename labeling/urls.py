@@ -1,6 +1,13 @@
 from django.urls import path
 
-from labeling import item_views, views
+from labeling import (
+    item_views,
+    onboarding_views,
+    prolific_views,
+    quality_views,
+    queue_views,
+    views,
+)
 
 app_name = "labeling"
 urlpatterns = [
@@ -25,4 +32,19 @@ urlpatterns = [
         item_views.rejudge_submit,
         name="rejudge_submit",
     ),
+    path(
+        "tasks/<slug:slug>/items/<int:pk>/report/",
+        quality_views.item_report,
+        name="item_report",
+    ),
+    # The crowd operation: one entry per campaign, then consent, quiz, sets.
+    path("campaigns/<slug:slug>/next/", queue_views.task_next, name="task_next"),
+    path("campaigns/<slug:slug>/skip/", queue_views.task_skip, name="task_skip"),
+    path("campaigns/<slug:slug>/sets/", queue_views.set_start, name="set_start"),
+    path("campaigns/<slug:slug>/done/", prolific_views.set_done, name="set_done"),
+    path("campaigns/<slug:slug>/consent/", onboarding_views.consent, name="consent"),
+    path("campaigns/<slug:slug>/withdraw/", onboarding_views.withdraw, name="withdraw"),
+    path("campaigns/<slug:slug>/quiz/", onboarding_views.quiz, name="quiz"),
+    path("campaigns/<slug:slug>/paused/", quality_views.paused, name="paused"),
+    path("prolific/<slug:slug>/", prolific_views.prolific_entry, name="prolific_entry"),
 ]

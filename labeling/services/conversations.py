@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from labeling import scale
 from labeling.models import Campaign, CandidateResponse, Conversation, Judgment, Turn
+from labeling.services.crowd import judgment_made
 from labeling.services.generation import candidates_create
 from labeling.services.judgments import judgment_record
 
@@ -93,6 +94,7 @@ def comparison_submit(
     )
     turn.chosen = shown[position]
     turn.save(update_fields=["chosen"])
+    judgment_made(judgment=judgment)
     return judgment
 
 

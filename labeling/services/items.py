@@ -21,6 +21,7 @@ from django.db import transaction
 
 from labeling import item_selectors, scale, selectors
 from labeling.models import Campaign, Conversation, Judgment, Turn
+from labeling.services.crowd import judgment_made
 from labeling.services.generation import candidates_create
 from labeling.services.judgments import judgment_record
 from models_backend.dialogue import HUMAN, Message
@@ -116,7 +117,7 @@ def ranking_submit(
         raise ValidationError(f"A ranking needs at least {MIN_RANKED} responses.")
     if not campaign.allow_ties and any(len(group) > 1 for group in order):
         raise ValidationError("Give each response a place of its own: this task has no ties.")
-    return judgment_record(
+    judgment = judgment_record(
         item=item,
         campaign=campaign,
         worker=worker,
@@ -130,6 +131,8 @@ def ranking_submit(
         comment=comment,
         guideline_version=campaign.guideline_version,
     )
+    judgment_made(judgment=judgment)
+    return judgment
 
 
 @transaction.atomic
@@ -155,7 +158,7 @@ def rejudge_submit(
     item, shown = _lock_served(campaign, item, worker, shown_ids)
     if len(shown) != 2:
         raise ValidationError("A re-judge compares two responses.")
-    return judgment_record(
+    judgment = judgment_record(
         item=item,
         campaign=campaign,
         worker=worker,
@@ -168,6 +171,8 @@ def rejudge_submit(
         comment=comment,
         guideline_version=campaign.guideline_version,
     )
+    judgment_made(judgment=judgment)
+    return judgment
 
 
 def _lock_served(campaign: Campaign, item: Turn, worker, shown_ids):

@@ -1,0 +1,1 @@
+"""Admin for guidelines, gold items, enrollments and quizzes (to be written)."""

@@ -1,0 +1,1 @@
+"""Admin for pauses and reports (to be written)."""
