@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -200,3 +203,50 @@ def wait_for(predicate, *, timeout: float, proc=None, what: str = "condition"):
         time.sleep(0.25)
     log = Path(proc.log_path).read_text()[-3000:] if proc is not None else ""
     raise AssertionError(f"timed out waiting for {what}\n{log}")
+
+
+# --- The lab as production serves it: the ASGI app under uvicorn, static files through
+# WhiteNoise (pytest-django's live_server is WSGI and cannot stream). Browser tests and
+# the crowd simulator's test drive it.
+@dataclass
+class LabServer:
+    url: str
+    proc: subprocess.Popen
+    log_path: Path
+
+
+@pytest.fixture(scope="session")
+def lab_server_process(django_db_setup, django_db_blocker, tmp_path_factory):
+    """uvicorn serving hhh.asgi on a free port, against the test database."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log_path = tmp_path_factory.mktemp("uvicorn") / "server.log"
+    env = {**os.environ, "DATABASE_URL": worker_database_url(), "LAB_LOG_LEVEL": "WARNING"}
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the server must be async-safe on its own
+    cmd = [sys.executable, "-m", "uvicorn", "hhh.asgi:application", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = LabServer(f"http://127.0.0.1:{port}", proc, log_path)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(server.url + "/accounts/login/", timeout=5) as answer:
+                if answer.status == 200:
+                    break
+        except OSError as exc:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log = log_path.read_text()[-3000:]
+                raise AssertionError(f"uvicorn did not start: {log}") from exc
+            time.sleep(0.2)
+    yield server
+    stop_process(proc)
+
+
+@pytest.fixture
+def lab_server(lab_server_process, transactional_db):
+    """The running server, for a test whose data it must see (committed: transactional)."""
+    if lab_server_process.proc.poll() is not None:
+        raise AssertionError(lab_server_process.log_path.read_text()[-3000:])
+    return lab_server_process
