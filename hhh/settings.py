@@ -2,6 +2,7 @@
 that fail loudly. The defaults run the whole lab on a laptop: SQLite under var/ and a
 Celery broker that is a folder under var/ (no server process)."""
 
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,6 +33,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "axes",
+    "django_ratelimit",
     "labeling",
 ]
 
@@ -45,6 +48,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a lockout raised during log-in into its page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "hhh.urls"
@@ -92,6 +97,26 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "labeling:home"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Log-in throttling (django-axes): after LAB_LOGIN_FAILURE_LIMIT wrong passwords for one
+# username from one address, that pair is locked out for LAB_LOGIN_COOLOFF_MINUTES. By the
+# pair, not the address alone: a class of workers behind one NAT, or the web server behind a
+# proxy (every client then has the proxy's address), must not lock each other out. A correct
+# password clears the count. Prolific participants never type a password: their study link
+# signs them in (labeling.services.prolific).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out pair before the check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LAB_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LAB_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True  # a try while locked restarts the wait
+AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
+# Successful log-ins are not recorded: a participant's address is not research data, and
+# the lockout needs only the failures.
+AXES_DISABLE_ACCESS_LOG = True
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -167,6 +192,37 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Cache: django-ratelimit's per-worker counters (labeling.limits). They must be shared by
+# every web process, so Redis when there is one (default: the broker's server, where Redis is
+# the broker); else each process counts alone in memory, right for the embedded default's
+# single web process. Nothing in the lab calls cache.clear(): on the broker's database it
+# would empty the task queues too.
+LAB_CACHE_URL = env_str(
+    "LAB_CACHE_URL", CELERY_BROKER_URL if _broker_scheme in {"redis", "rediss"} else ""
+)
+if LAB_CACHE_URL and urlsplit(LAB_CACHE_URL).scheme not in {"redis", "rediss"}:
+    raise ImproperlyConfigured(f"LAB_CACHE_URL must be a redis:// URL, got {LAB_CACHE_URL!r}")
+if LAB_CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": LAB_CACHE_URL,
+            "KEY_PREFIX": "lab",  # beside Celery's keys when it shares the broker's database
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+SILENCED_SYSTEM_CHECKS = [
+    # django-ratelimit lists only django-redis among Redis caches; Django's own RedisCache
+    # increments with Redis's atomic INCR just the same.
+    "django_ratelimit.W001",
+    # In-memory counting is per process: correct for the embedded default's single web
+    # process (set LAB_CACHE_URL when running several).
+    *(["django_ratelimit.E003"] if not LAB_CACHE_URL else []),
+]
+# A cache outage must not refuse a worker's judgment: the limits stop abuse, not errors.
+RATELIMIT_FAIL_OPEN = True
+
 # --- The lab.
 LAB_DEFAULT_MODEL_SPEC = env_str("LAB_DEFAULT_MODEL_SPEC", "smollm2-135m-instruct")
 # Preference models start from this spec when no earlier preference model exists.
@@ -209,6 +265,9 @@ if LAB_STREAM_REDIS_URL and urlsplit(LAB_STREAM_REDIS_URL).scheme not in {"redis
 # the repository, so it is named here; empty: the panel refuses to queue an evaluation.
 LAB_HHH_TASKS = env_str("LAB_HHH_TASKS", "")
 LAB_EVAL_BATCH_SIZE = env_int("LAB_EVAL_BATCH_SIZE", 4, minimum=1)
+# Per-worker limits (labeling.limits): messages sent and judgments made per minute; 0: none.
+LAB_MESSAGES_PER_MINUTE = env_int("LAB_MESSAGES_PER_MINUTE", 20, minimum=0)
+LAB_JUDGMENTS_PER_MINUTE = env_int("LAB_JUDGMENTS_PER_MINUTE", 30, minimum=0)
 
 LOGGING = {
     "version": 1,

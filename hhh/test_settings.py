@@ -8,6 +8,9 @@ environment prepared first, so that `make test` never touches a running `make de
 - Redis: the suite's broker is database 15 of the configured server (14 when the URL
   itself names 15), so purging the suite's queues never empties a demo's. RabbitMQ has
   no such separation: give the suite a broker of its own there.
+- Django's cache (rate-limit counters): in each process's memory (LAB_CACHE_URL empty),
+  so a demo's or another session's counters never mix with the suite's, and a test may
+  clear it without touching Redis (where clearing would empty a database's queues).
 - Model cache: shared, not copied. LAB_MODEL_DIR (default: var/models in the checkout)
   holds deterministic conversions, each written by one atomic rename, so the suite
   cannot disturb a demo reading them, and the slow SmolLM2 test converts only once.
@@ -66,6 +69,7 @@ def isolate(environ: MutableMapping[str, str]) -> Path:
     if "CELERY_BROKER_URL" in environ:
         environ["CELERY_BROKER_URL"] = suite_broker_url(environ["CELERY_BROKER_URL"])
     environ.setdefault("LAB_MODEL_DIR", str(SHARED_MODEL_DIR))
+    environ["LAB_CACHE_URL"] = ""
     environ[SESSION_DIR_ENV] = environ["LAB_VAR_DIR"] = var_dir
     return Path(var_dir)
 
