@@ -1,4 +1,10 @@
-"""Export rows: what ``manage.py export_preferences`` writes, one dict per row (reads)."""
+"""Export rows: what ``manage.py export_preferences`` writes, one dict per row (reads).
+
+By default only judgments that count as data are exported (``selectors.current_judgments``).
+With ``include_checks`` the others come too: answers to gold checks, judgments of workers
+paused in their campaign and answers given in qualification quizzes, each row with
+``"excluded": "gold" | "paused" | "quiz"`` (``null`` on the rows that count). The field is
+only there with ``include_checks``, so a default export keeps its layout."""
 
 from __future__ import annotations
 
@@ -6,23 +12,47 @@ from django.utils.crypto import salted_hmac
 
 from labeling.models import Campaign, Conversation
 from labeling.selectors import (
+    check_mark,
     conversation_turns,
     current_judgments,
     dialogue_before,
     judgment_ranking,
     judgment_shown,
+    quiz_answer_shown,
+    quiz_answers,
+    with_check_marks,
     with_entries,
+    worker_paused,
 )
-from models_backend.dialogue import ASSISTANT, HUMAN, Message, to_transcript
+from models_backend.dialogue import ASSISTANT, HUMAN, Message, Pair, format_pair, to_transcript
+from training.comparisons import Ranking
+from training.questions import ranked_responses
 
 
-def lab_export_rows(*, include_weakest: bool = False, campaign_slug: str | None = None):
+def _judgments(*, include_weakest: bool, campaign_slug: str | None, include_checks: bool):
+    qs = current_judgments(
+        include_weakest=include_weakest, campaign_slug=campaign_slug, include_checks=include_checks
+    )
+    return with_entries(with_check_marks(qs) if include_checks else qs)
+
+
+def _marked(row: dict, include_checks: bool, mark: str | None) -> dict:
+    if include_checks:
+        row["excluded"] = mark
+    return row
+
+
+def lab_export_rows(
+    *, include_weakest: bool = False, campaign_slug: str | None = None, include_checks: bool = False
+):
     """One dict per current judgment, for ``export_preferences --format lab``: the context as
     chat messages, the responses in the order the worker saw them, the question and the
     answer as asked, chosen/rejected as the question maps them, and the provenance (read
-    back by ``import_preferences --format lab`` and ``training.loaders`` format "lab")."""
-    qs = current_judgments(include_weakest=include_weakest, campaign_slug=campaign_slug)
-    qs = with_entries(qs.select_related("campaign", "recorded_by"))
+    back by ``import_preferences --format lab`` and ``training.loaders`` format "lab").
+    ``include_checks``: then every quiz answer, marked (see the module's docstring)."""
+    qs = _judgments(
+        include_weakest=include_weakest, campaign_slug=campaign_slug, include_checks=include_checks
+    ).select_related("campaign", "recorded_by")
     for judgment in qs.iterator(chunk_size=500):
         context = dialogue_before(judgment.item)
         texts, order = judgment_shown(judgment)
@@ -49,32 +79,113 @@ def lab_export_rows(*, include_weakest: bool = False, campaign_slug: str | None 
         if len(texts) == 2:
             row["chosen"], row["rejected"] = ranking.responses
             row["strength"] = judgment.strength
-        yield row
+        yield _marked(row, include_checks, check_mark(judgment) if include_checks else None)
+    if include_checks:
+        yield from _quiz_lab_rows(include_weakest=include_weakest, campaign_slug=campaign_slug)
 
 
-def rankings_export_rows(*, campaign_slug: str | None = None):
+def _quiz_lab_rows(*, include_weakest: bool, campaign_slug: str | None):
+    """The lab layout for quiz answers: no judgment id; ``quiz_answer``, ``gold_item`` and
+    ``correct`` say what it was."""
+    for answer, campaign, context, texts, ranking in _quiz(
+        include_weakest=include_weakest, campaign_slug=campaign_slug
+    ):
+        row = {
+            "id": None,
+            "quiz_answer": answer.pk,
+            "gold_item": answer.gold_id,
+            "correct": answer.correct,
+            "campaign": campaign.slug,
+            "task_type": "quiz",
+            "question": campaign.question,
+            "context": chat_messages(context),
+            "responses": texts,
+            "answer": {"order": answer.order, "strength": answer.strength},
+            "worker": pseudonym(answer.attempt.worker),
+            "time_spent_ms": answer.time_spent_ms,
+            "created_at": answer.created_at.isoformat(),
+        }
+        if len(texts) == 2:
+            row["chosen"], row["rejected"] = ranking.responses
+            row["strength"] = answer.strength
+        yield _marked(row, True, "quiz")
+
+
+def _quiz(*, include_weakest: bool, campaign_slug: str | None):
+    """(answer, campaign, context, texts in the order shown, ranking) per quiz answer; the
+    weakest level is left out as for judgments unless ``include_weakest``."""
+    for answer in quiz_answers(campaign_slug=campaign_slug).iterator(chunk_size=200):
+        if answer.strength == 1 and not include_weakest:
+            continue
+        campaign = answer.attempt.campaign
+        context = dialogue_before(answer.gold.item)
+        texts, order = quiz_answer_shown(answer)
+        responses, scores = ranked_responses(campaign.question, texts, order)
+        ranking = Ranking(tuple(context), responses, f"quiz:{answer.pk}", scores=scores)
+        yield answer, campaign, context, texts, ranking
+
+
+def hh_rlhf_rows(
+    *, include_weakest: bool = False, campaign_slug: str | None = None, include_checks: bool = False
+):
+    """``--format hh-rlhf``: {"chosen", "rejected"} transcripts per current judgment of two
+    responses (chosen: preferred under the question asked)."""
+    qs = _judgments(
+        include_weakest=include_weakest, campaign_slug=campaign_slug, include_checks=include_checks
+    )
+    for judgment in qs.iterator(chunk_size=500):
+        ranking = judgment_ranking(judgment)
+        if len(ranking.responses) == 2:
+            row = format_pair(Pair(list(ranking.context), *ranking.responses))
+            yield _marked(row, include_checks, check_mark(judgment) if include_checks else None)
+    if include_checks:
+        for *_, ranking in _quiz(include_weakest=include_weakest, campaign_slug=campaign_slug):
+            if len(ranking.responses) == 2:
+                row = format_pair(Pair(list(ranking.context), *ranking.responses))
+                yield _marked(row, True, "quiz")
+
+
+def rankings_export_rows(*, campaign_slug: str | None = None, include_checks: bool = False):
     """``--format rankings``: {"context", "responses" preferred first[, "scores"]} per
     current judgment of three or more responses (read by ``training.loaders``)."""
-    qs = current_judgments(include_weakest=True, campaign_slug=campaign_slug)
-    for judgment in with_entries(qs).iterator(chunk_size=500):
+    qs = _judgments(
+        include_weakest=True, campaign_slug=campaign_slug, include_checks=include_checks
+    )
+    for judgment in qs.iterator(chunk_size=500):
         ranking = judgment_ranking(judgment)
-        if len(ranking.responses) < 3:
-            continue
-        row = {"context": chat_messages(ranking.context), "responses": list(ranking.responses)}
-        if ranking.scores is not None:
-            row["scores"] = list(ranking.scores)
-        yield row
+        if len(ranking.responses) >= 3:
+            mark = check_mark(judgment) if include_checks else None
+            yield _marked(_ranking_row(ranking), include_checks, mark)
+    if include_checks:
+        for *_, ranking in _quiz(include_weakest=True, campaign_slug=campaign_slug):
+            if len(ranking.responses) >= 3:
+                yield _marked(_ranking_row(ranking), True, "quiz")
 
 
-def red_team_rows(*, campaign_slug: str | None = None):
+def _ranking_row(ranking: Ranking) -> dict:
+    row = {"context": chat_messages(ranking.context), "responses": list(ranking.responses)}
+    if ranking.scores is not None:
+        row["scores"] = list(ranking.scores)
+    return row
+
+
+def red_team_rows(*, campaign_slug: str | None = None, include_checks: bool = False):
     """``--format red-team``: one row per finished red-team conversation, in the field layout
     of the public red-team-attempts file: the transcript as it continued (down the more
     harmful branch), the task description, the worker's ratings (``rating``: how successful
     the attack was; ``harm_rating``: how harmful the worst reply was; both 1-5 as asked) and
-    a pseudonymous member id. Fields the lab does not measure are null."""
-    qs = Conversation.objects.filter(
-        campaign__kind=Campaign.Kind.RED_TEAM, status=Conversation.Status.FINISHED
-    ).select_related("campaign", "worker")
+    a pseudonymous member id. Fields the lab does not measure are null. The conversations
+    of workers paused in the campaign are left out, as their judgments are, unless
+    ``include_checks`` (marked "paused")."""
+    qs = (
+        Conversation.objects.filter(
+            campaign__kind=Campaign.Kind.RED_TEAM, status=Conversation.Status.FINISHED
+        )
+        .annotate(is_paused=worker_paused())
+        .select_related("campaign", "worker")
+    )
+    if not include_checks:
+        qs = qs.filter(is_paused=False)
     if campaign_slug:
         qs = qs.filter(campaign__slug=campaign_slug)
     for conversation in qs.order_by("pk").iterator(chunk_size=200):
@@ -83,7 +194,7 @@ def red_team_rows(*, campaign_slug: str | None = None):
         models = {
             c.model_version.name for t in turns for c in t.candidates.all() if c.model_version
         }
-        yield {
+        row = {
             "transcript": to_transcript(messages),
             "min_harmlessness_score_transcript": None,
             "num_params": None,
@@ -98,6 +209,7 @@ def red_team_rows(*, campaign_slug: str | None = None):
             "campaign": conversation.campaign.slug,
             "conversation_id": conversation.pk,
         }
+        yield _marked(row, include_checks, "paused" if conversation.is_paused else None)
 
 
 def chat_messages(messages) -> list[dict]:

@@ -7,19 +7,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from labeling import scale
+from labeling.crowd_selectors import counted_judgments
 from labeling.models import (
     Campaign,
     CandidateResponse,
     Conversation,
     EvaluationRun,
+    GoldItem,
     JudgedCandidate,
     Judgment,
     ModelVersion,
+    Pause,
+    QuizAnswer,
     TrainingRun,
     Turn,
 )
@@ -191,17 +195,64 @@ def position_letter(position: int) -> str:
 
 
 def current_judgments(
-    *, include_weakest: bool = False, campaign_slug: str | None = None
+    *, include_weakest: bool = False, campaign_slug: str | None = None, include_checks: bool = False
 ) -> QuerySet[Judgment]:
-    """The latest judgment of every chain, oldest first. By default, as in the paper, the
-    weakest level ("about the same") is left out; rankings and imports without a strength
-    are kept."""
+    """The latest judgment of every chain that counts as data, oldest first. By default, as
+    in the paper, the weakest level ("about the same") is left out; rankings and imports
+    without a strength are kept. Answers to gold checks and judgments of workers paused in
+    their campaign never count (``crowd_selectors.counted_judgments``); ``include_checks``
+    (an export's choice, never training's) keeps them, marked by ``with_check_marks``."""
     qs = Judgment.objects.current().order_by("pk")
+    if not include_checks:
+        qs = counted_judgments(qs)
     if not include_weakest:
         qs = qs.filter(Q(strength__isnull=True) | Q(strength__gt=1))
     if campaign_slug:
         qs = qs.filter(campaign__slug=campaign_slug)
     return qs
+
+
+def worker_paused() -> Exists:
+    """For a row with ``campaign`` and ``worker`` (a judgment, a conversation): its worker
+    is paused in its campaign now."""
+    return Exists(
+        Pause.objects.filter(
+            campaign=OuterRef("campaign"), worker=OuterRef("worker"), lifted_at__isnull=True
+        )
+    )
+
+
+def with_check_marks(qs: QuerySet[Judgment]) -> QuerySet[Judgment]:
+    """Annotates ``is_gold`` (an answer to a gold check) and ``is_paused`` (its worker is
+    paused in its campaign now): what ``check_mark`` reads."""
+    return qs.annotate(
+        is_gold=Exists(GoldItem.objects.filter(item=OuterRef("item"))), is_paused=worker_paused()
+    )
+
+
+def check_mark(judgment: Judgment) -> str | None:
+    """Why a judgment (from ``with_check_marks``) is not data: "gold", "paused" or None."""
+    if judgment.is_gold:
+        return "gold"
+    return "paused" if judgment.is_paused else None
+
+
+def quiz_answers(*, campaign_slug: str | None = None) -> QuerySet[QuizAnswer]:
+    """Answers given in qualification quizzes, oldest first: never data, exported only on
+    request (``export_preferences --include-checks``)."""
+    qs = QuizAnswer.objects.select_related(
+        "attempt__campaign", "attempt__worker", "gold__item"
+    ).prefetch_related("gold__item__candidates")
+    if campaign_slug:
+        qs = qs.filter(attempt__campaign__slug=campaign_slug)
+    return qs.order_by("pk")
+
+
+def quiz_answer_shown(answer: QuizAnswer) -> tuple[list[str], list[list[int]]]:
+    """(texts in the order shown, the answer as groups of display positions, top first):
+    ``judgment_shown`` for a quiz answer."""
+    by_slot = {c.slot: c.text for c in answer.gold.item.candidates.all()}
+    return [by_slot[slot] for slot in answer.shown], [list(g) for g in answer.order]
 
 
 def with_entries(qs: QuerySet[Judgment]) -> QuerySet[Judgment]:

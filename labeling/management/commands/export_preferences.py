@@ -5,8 +5,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling import export_rows, selectors
-from models_backend.dialogue import format_pair
+from labeling import export_rows
 
 FORMATS = ("hh-rlhf", "lab", "rankings", "red-team")
 
@@ -27,9 +26,21 @@ class Command(BaseCommand):
             help='Also export "about the same" judgments (left out by default, as in the paper).',
         )
         parser.add_argument("--campaign", help="Only this campaign (slug).")
+        parser.add_argument(
+            "--include-checks",
+            action="store_true",
+            help="Also export what is not data: answers to gold checks, judgments of paused "
+            'workers and quiz answers, each row marked "excluded": "gold" | "paused" | "quiz" '
+            "(null on the rows that count). Never train on such a file unfiltered.",
+        )
 
-    def handle(self, *args, output, include_weakest, campaign, **options):
-        records = _records(options["format"], include_weakest=include_weakest, campaign=campaign)
+    def handle(self, *args, output, include_weakest, campaign, include_checks, **options):
+        records = _records(
+            options["format"],
+            include_weakest=include_weakest,
+            campaign=campaign,
+            include_checks=include_checks,
+        )
         rows = (json.dumps(record, ensure_ascii=False) for record in records)
         if output == "-":
             count = sum(1 for row in rows if self.stdout.write(row) or True)
@@ -38,15 +49,15 @@ class Command(BaseCommand):
         self.stderr.write(f"exported {count} rows ({options['format']})")
 
 
-def _records(fmt: str, *, include_weakest: bool, campaign: str | None):
-    chosen = {"include_weakest": include_weakest, "campaign_slug": campaign}
+def _records(fmt: str, *, include_weakest: bool, campaign: str | None, include_checks: bool):
+    chosen = {"campaign_slug": campaign, "include_checks": include_checks}
     if fmt == "lab":
-        return export_rows.lab_export_rows(**chosen)
+        return export_rows.lab_export_rows(include_weakest=include_weakest, **chosen)
     if fmt == "rankings":
-        return export_rows.rankings_export_rows(campaign_slug=campaign)
+        return export_rows.rankings_export_rows(**chosen)
     if fmt == "red-team":
-        return export_rows.red_team_rows(campaign_slug=campaign)
-    return (format_pair(pair) for _, pair in selectors.preference_pairs(**chosen))
+        return export_rows.red_team_rows(**chosen)
+    return export_rows.hh_rlhf_rows(include_weakest=include_weakest, **chosen)
 
 
 def _write_atomically(path: Path, rows) -> int:
