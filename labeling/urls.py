@@ -20,6 +20,7 @@ urlpatterns = [
     path("turns/<int:pk>/stream/", views.turn_stream, name="turn_stream"),
     path("turns/<int:pk>/compare/", views.comparison_submit, name="comparison_submit"),
     path("turns/<int:pk>/retry/", views.candidates_retry, name="candidates_retry"),
+    path("turns/<int:pk>/report/", quality_views.turn_report, name="turn_report"),
     # Ranking and re-judge tasks: the next item served, and the answer about one.
     path("tasks/<slug:slug>/", item_views.item_next, name="item_next"),
     path(

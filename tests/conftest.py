@@ -43,6 +43,15 @@ def pytest_configure(config):
     torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_counts():
+    """Rate-limit counts live in the cache, keyed by user id; SQLite reuses ids after a
+    test's rollback, so one test's counts must not carry into the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def owner(django_user_model):
     """The crowdworker who starts (and owns) the conversation under test."""

@@ -137,6 +137,17 @@ def test_a_context_keeps_runs_of_same_role_messages_but_starts_and_ends_with_the
             "{not json",
             "bad JSON",
         ),
+        (
+            "lab",
+            {"context": [{"role": "user", "content": "a"}], "chosen": "b", "rejected": "c"},
+            {
+                "context": [{"role": "user", "content": "a"}],
+                "chosen": "b",
+                "rejected": "c",
+                "excluded": "gold",
+            },
+            "a gold row (exported with --include-checks) is not training data",
+        ),
     ],
 )
 def test_each_loader_names_the_bad_line(tmp_path, fmt, good, bad, message):

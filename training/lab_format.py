@@ -46,6 +46,11 @@ def iter_lab_records(path, *, limit: int | None = None):
 def parse_lab_row(row: dict, where: str) -> LabRecord:
     from training.loaders import check_context, check_text, parse_messages
 
+    if row.get("excluded"):  # written by export_preferences --include-checks
+        raise DataError(
+            f"{where}: a {row['excluded']} row (exported with --include-checks) is not "
+            "training data: export without that flag"
+        )
     if "context" not in row:
         raise DataError(f"{where}: missing field 'context'")
     context = check_context(parse_messages(row["context"], where, "context"), where)
