@@ -1,7 +1,9 @@
-"""Reads for ranking and re-judge items (services: labeling/services/items.py; views:
-labeling/item_views.py). Until a reserving queue exists, serving is a plain query: the
-oldest item whose candidates are all done that this worker has not judged, never one of
-their own turns."""
+"""Reads for ranking and re-judge items and gold checks (services:
+labeling/services/items.py; views: labeling/item_views.py). What a campaign may serve a
+worker: its items that are ready and not yet judged by them, never one of their own turns,
+never a gold item; which one they get, and when, is the queue's choice
+(``labeling.queue_selectors``, ``labeling.services.queue``). A gold check the queue gave a
+worker is served and judged like any item."""
 
 from __future__ import annotations
 
@@ -12,38 +14,26 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils.crypto import salted_hmac
 
-from labeling.models import Campaign, CandidateResponse, Conversation, Judgment, Turn
+from labeling.models import (
+    Assignment,
+    Campaign,
+    CandidateResponse,
+    Conversation,
+    GoldItem,
+    Judgment,
+    Turn,
+)
 from labeling.selectors import dialogue_before, position_letter
 from models_backend.dialogue import Message
 
 ITEM_KINDS = (Campaign.Kind.RANKING, Campaign.Kind.REJUDGE)
 
 
-def item_campaigns_for_worker(user) -> QuerySet[Campaign]:
-    """Active ranking and re-judge campaigns (a re-judge needs its source campaign)."""
-    return (
-        Campaign.objects.filter(is_active=True)
-        .filter(
-            Q(kind=Campaign.Kind.RANKING)
-            | Q(kind=Campaign.Kind.REJUDGE, source_campaign__isnull=False)
-        )
-        .select_related("source_campaign")
-    )
-
-
-def get_item_campaign_for_user(user, slug: str) -> Campaign:
-    if not user.is_authenticated:
-        raise Http404
-    try:
-        return item_campaigns_for_worker(user).get(slug=slug)
-    except Campaign.DoesNotExist:
-        raise Http404 from None
-
-
 def _item_scope(campaign: Campaign, user) -> QuerySet[Turn]:
     """The items ``campaign`` may serve to ``user``, ready or not, judged or not: a ranking
     campaign's own open items; for a re-judge, the source campaign's turns that their
-    conversation's worker has judged, never the user's own."""
+    conversation's worker has judged, never the user's own. Gold items are not in it: the
+    queue mixes them in (``gold_checks``)."""
     if campaign.kind == Campaign.Kind.RANKING:
         qs = Turn.objects.filter(
             conversation__campaign=campaign, conversation__status=Conversation.Status.OPEN
@@ -57,7 +47,30 @@ def _item_scope(campaign: Campaign, user) -> QuerySet[Turn]:
         )
     else:
         return Turn.objects.none()
-    return qs.exclude(conversation__worker=user)
+    return qs.exclude(conversation__worker=user).exclude(_is_gold())
+
+
+def _is_gold() -> Exists:
+    return Exists(GoldItem.objects.filter(item=OuterRef("pk")))
+
+
+def gold_checks(campaign: Campaign) -> QuerySet[Turn]:
+    """The campaign's gold check items (not its quiz questions), ready or not."""
+    return Turn.objects.filter(gold__campaign=campaign, gold__role=GoldItem.Role.CHECK)
+
+
+def _gold_given(campaign: Campaign, user) -> QuerySet[Turn]:
+    """Gold checks the queue gave ``user`` in ``campaign`` (in any state since)."""
+    given = Assignment.objects.filter(item=OuterRef("pk"), worker=user, campaign=campaign)
+    return gold_checks(campaign).filter(Exists(given))
+
+
+def _servable(campaign: Campaign, user) -> QuerySet[Turn]:
+    """What the worker may open and answer in ``campaign``: its items and their gold checks."""
+    return Turn.objects.filter(
+        Q(pk__in=_item_scope(campaign, user).values("pk"))
+        | Q(pk__in=_gold_given(campaign, user).values("pk"))
+    )
 
 
 def _judged_by(user) -> Exists:
@@ -75,7 +88,8 @@ def _all_candidates_done() -> Q:
 
 
 def items_for_worker(campaign: Campaign, user) -> QuerySet[Turn]:
-    """Items ready to serve to ``user``, oldest first."""
+    """Items ready for ``user`` and not judged by them, oldest first, open slots or not
+    (the queue counts those: ``queue_selectors.open_items``)."""
     return (
         _item_scope(campaign, user)
         .filter(_all_candidates_done())
@@ -84,13 +98,9 @@ def items_for_worker(campaign: Campaign, user) -> QuerySet[Turn]:
     )
 
 
-def next_item(campaign: Campaign, user) -> Turn | None:
-    return (
-        items_for_worker(campaign, user)
-        .select_related("conversation__campaign")
-        .prefetch_related("candidates__model_version")
-        .first()
-    )
+def gold_checks_for_worker(campaign: Campaign, user) -> QuerySet[Turn]:
+    """The campaign's gold checks ready for ``user`` that they have not judged."""
+    return gold_checks(campaign).filter(_all_candidates_done()).exclude(_judged_by(user))
 
 
 def items_generating(campaign: Campaign, user) -> int:
@@ -105,23 +115,35 @@ def items_generating(campaign: Campaign, user) -> int:
 
 
 def get_item_for_worker(user, campaign: Campaign, pk: int) -> Turn:
-    """An item within what ``campaign`` serves to ``user`` (ready or not, judged or not);
-    anything else, such as the user's own turn or another campaign's item, is a 404."""
+    """An item within what ``campaign`` serves to ``user`` (ready or not, judged or not),
+    or a gold check the queue gave them; anything else, such as the user's own turn,
+    another campaign's item or a gold item they were not given, is a 404."""
     if not user.is_authenticated:
         raise Http404
     try:
-        return _item_scope(campaign, user).select_related("conversation__campaign").get(pk=pk)
+        return _servable(campaign, user).select_related("conversation__campaign").get(pk=pk)
     except Turn.DoesNotExist:
         raise Http404 from None
 
 
 def item_is_served(campaign: Campaign, user, item: Turn) -> bool:
-    """Whether ``campaign`` would serve ``item`` to ``user`` now (ready, not yet judged)."""
-    return items_for_worker(campaign, user).filter(pk=item.pk).exists()
+    """Whether ``user`` may answer ``item`` in ``campaign`` now, slots aside: in what it
+    serves them (or a gold check given to them), ready, not yet judged by them."""
+    return (
+        _servable(campaign, user)
+        .filter(pk=item.pk)
+        .filter(_all_candidates_done())
+        .exclude(_judged_by(user))
+        .exists()
+    )
 
 
 def item_in_scope(campaign: Campaign, user, item: Turn) -> bool:
-    return _item_scope(campaign, user).filter(pk=item.pk).exists()
+    return _servable(campaign, user).filter(pk=item.pk).exists()
+
+
+def is_gold(item: Turn) -> bool:
+    return GoldItem.objects.filter(item=item).exists()
 
 
 def item_judged_by(item: Turn, user) -> bool:
@@ -174,22 +196,3 @@ def item_view(item: Turn, user) -> ItemView:
         responses=[ItemResponse(p, position_letter(p), c) for p, c in enumerate(shown)],
         shown_ids=",".join(str(c.pk) for c in shown),
     )
-
-
-@dataclass(frozen=True)
-class ItemTask:
-    campaign: Campaign
-    ready: int  # items this worker can judge now
-    generating: int  # items whose responses are still being written
-
-
-def item_tasks_for_worker(user) -> list[ItemTask]:
-    """The home page's ranking and re-judge campaigns with what is waiting for the user."""
-    return [
-        ItemTask(
-            campaign=campaign,
-            ready=items_for_worker(campaign, user).count(),
-            generating=items_generating(campaign, user),
-        )
-        for campaign in item_campaigns_for_worker(user)
-    ]

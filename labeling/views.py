@@ -18,7 +18,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
-from labeling import item_selectors, scale, selectors, streams
+from labeling import queue_selectors, scale, selectors, streams
 from labeling.forms import (
     ComparisonForm,
     FinishForm,
@@ -26,7 +26,10 @@ from labeling.forms import (
     RedTeamFinishForm,
     time_spent_ms,
 )
+from labeling.gate import gate
+from labeling.queue_views import go, task_page
 from labeling.services import conversations as services
+from labeling.services import queue
 from labeling.services.generation import candidates_retry as retry_service
 
 PAGE = "labeling/conversation.html"
@@ -39,9 +42,8 @@ def home(request):
         request,
         "labeling/home.html",
         {
-            "campaigns": selectors.campaigns_for_worker(request.user),
+            "tasks": queue_selectors.tasks_for_worker(request.user),
             "conversations": selectors.conversations_for_worker(request.user)[:50],
-            "item_tasks": item_selectors.item_tasks_for_worker(request.user),
         },
     )
 
@@ -49,13 +51,19 @@ def home(request):
 @login_required
 @require_POST
 def conversation_start(request, slug):
+    """The home page's button without JavaScript: the worker's next task from the queue (a
+    new conversation, the open one, or a gold check mixed in)."""
     campaign = get_object_or_404(selectors.campaigns_for_worker(request.user), slug=slug)
+    if (stop := gate(request, campaign)) is not None:
+        return stop
     try:
-        conversation = services.conversation_start(campaign=campaign, worker=request.user)
+        assignment = queue.task_next(campaign=campaign, worker=request.user)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("labeling:home")
-    return redirect("labeling:conversation", pk=conversation.pk)
+    return task_page(request, campaign, assignment) or go(
+        request, "labeling:item_next", slug=campaign.slug
+    )
 
 
 @login_required
@@ -225,5 +233,6 @@ def _context(request, conversation, *, message_form=None, comparison_form=None, 
         "message_form": message_form or MessageForm(),
         "comparison_form": comparison_form,
         "finish_form": finish_form or _finish_form(campaign),
+        "progress": queue_selectors.set_progress(campaign, request.user),  # the task bar
         "shown_at": int(time.time() * 1000),
     }

@@ -15,7 +15,7 @@ from labeling import export_rows, item_selectors, scale, selectors
 from labeling.models import Campaign, CandidateResponse, Conversation, Judgment, Turn
 from labeling.rendering import render_markdown
 from labeling.services import conversations as chat
-from labeling.services import items
+from labeling.services import items, queue
 from models_backend.dialogue import ASSISTANT, HUMAN, Message
 from tests import factories
 from tests.factories import finish_candidates
@@ -191,13 +191,13 @@ def test_ranking_items_are_served_when_ready_oldest_first_and_once_per_worker(
     older = ranking_item(ranking_campaign, FOUR)
     newer = ranking_item(ranking_campaign, FOUR)
 
-    assert item_selectors.next_item(ranking_campaign, owner) == older
+    assert queue.task_next(campaign=ranking_campaign, worker=owner).item == older
     assert item_selectors.items_generating(ranking_campaign, owner) == 1
     rank(ranking_campaign, older, owner, [[0], [1], [2], [3]])
     assert list(item_selectors.items_for_worker(ranking_campaign, owner)) == [newer]
     assert list(item_selectors.items_for_worker(ranking_campaign, other_worker)) == [older, newer]
     finish_candidates(generating, FOUR)
-    assert item_selectors.next_item(ranking_campaign, owner) == generating  # oldest of all
+    assert queue.task_next(campaign=ranking_campaign, worker=owner).item == generating  # oldest
 
 
 def test_each_worker_sees_their_own_stable_order_and_the_judgment_records_it(
@@ -370,7 +370,7 @@ def test_the_home_page_links_to_the_next_item_of_each_task(client, owner, rankin
     rejudge_of(ranking_campaign, slug="never")  # a re-judge of a ranking campaign serves nothing
     client.force_login(owner)
     page = client.get(reverse("labeling:home")).content.decode()
-    assert reverse("labeling:item_next", args=["rank-four"]) in page
+    assert reverse("labeling:task_next", args=["rank-four"]) in page
     assert "1 item ready for you" in page
 
 
@@ -434,8 +434,8 @@ def test_items_outside_what_a_campaign_serves_the_worker_are_404(
     assert client.post(own_url, {"choice": "A2", "shown": "1,2"}).status_code == 404
     other_url = reverse("labeling:ranking_submit", args=[ranking_campaign.slug, elsewhere.pk])
     assert client.post(other_url, {"shown": "1,2,3"}).status_code == 404
-    chat_url = reverse("labeling:item_next", args=[campaign.slug])  # not an item task
-    assert client.get(chat_url).status_code == 404
+    chat_url = reverse("labeling:item_next", args=[campaign.slug])  # its task: the conversation
+    assert client.get(chat_url).url == reverse("labeling:conversation", args=[own.conversation_id])
     assert Judgment.objects.filter(worker=owner).count() == 1  # the owner's own pick only
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from labeling import scale
 from labeling.models import Campaign, CandidateResponse, Conversation, Judgment, Turn
+from labeling.services import queue
 from labeling.services.crowd import judgment_made
 from labeling.services.generation import candidates_create
 from labeling.services.judgments import judgment_record
@@ -22,6 +23,8 @@ _shuffle = random.SystemRandom().shuffle  # display order: unpredictable, one pe
 
 @transaction.atomic
 def conversation_start(*, campaign: Campaign, worker) -> Conversation:
+    """A new conversation. Workers get theirs from the queue (``queue.task_next``), which
+    gives it its task; this does not check a worker's set or the campaign's target."""
     if not campaign.is_active:
         raise ValidationError("This campaign is closed.")
     if campaign.kind not in CHAT_KINDS:
@@ -143,6 +146,7 @@ def conversation_finish(
             "finished_at",
         ]
     )
+    queue.conversation_done(conversation=conv)
     return conv
 
 

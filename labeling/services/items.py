@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from labeling import item_selectors, scale, selectors
+from labeling import item_selectors, queue_selectors, scale, selectors
 from labeling.models import Campaign, Conversation, Judgment, Turn
 from labeling.services.crowd import judgment_made
 from labeling.services.generation import candidates_create
@@ -148,8 +148,10 @@ def rejudge_submit(
 ) -> Judgment:
     """A second worker's answer about another worker's turn: the source campaign's question
     (a red-team turn asks "more harmful") on the 8-point scale, in this worker's own
-    display order. ``Turn.chosen`` stays as the conversation's worker picked it."""
-    if campaign.kind != Campaign.Kind.REJUDGE:
+    display order. ``Turn.chosen`` stays as the conversation's worker picked it. A chat or
+    red-team campaign's gold checks are pairs answered the same way."""
+    gold_pair = campaign.kind in CONVERSATION_KINDS and item_selectors.is_gold(item)
+    if campaign.kind != Campaign.Kind.REJUDGE and not gold_pair:
         raise ValidationError("This campaign does not re-judge turns.")
     try:
         position, strength = scale.parse_choice(choice)
@@ -162,7 +164,7 @@ def rejudge_submit(
         item=item,
         campaign=campaign,
         worker=worker,
-        task_type=Judgment.TaskType.REJUDGE,
+        task_type=Judgment.TaskType.REJUDGE if not gold_pair else campaign.kind,
         question=campaign.question,
         shown=shown,
         order=[[position], [1 - position]],
@@ -177,11 +179,13 @@ def rejudge_submit(
 
 def _lock_served(campaign: Campaign, item: Turn, worker, shown_ids):
     """The item, locked, with its candidates as this worker sees them, after checking that
-    the campaign serves it to the worker now."""
+    the campaign serves it to the worker now and still wants their answer: they hold its
+    reservation, or a slot is open (``queue_selectors.may_answer``)."""
     if not campaign.is_active:
         raise ValidationError("This campaign is closed.")
     # Lock the item: a double-clicked submit must not get past the "already judged" check
-    # twice (the unique constraint would still refuse the second row, less clearly).
+    # twice (the unique constraint would still refuse the second row, less clearly), and
+    # its slots are counted by one transaction at a time (the queue locks it too).
     item = (
         Turn.objects.select_for_update()
         .prefetch_related("candidates__model_version")
@@ -193,6 +197,11 @@ def _lock_served(campaign: Campaign, item: Turn, worker, shown_ids):
         if item_selectors.item_judged_by(item, worker):
             raise ValidationError("You have already judged this item.")
         raise ValidationError("The responses are not ready yet.")
+    if not queue_selectors.may_answer(campaign, worker, item):
+        raise ValidationError(
+            "This item was given to other workers while you were away, and it needs no more "
+            "answers. Thank you: please take the next one."
+        )
     shown = item_selectors.item_shown(item, worker)
     if shown_ids is not None and list(shown_ids) != [c.pk for c in shown]:
         raise ValidationError("This page is out of date: reload it and judge again.")

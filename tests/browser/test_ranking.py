@@ -32,7 +32,7 @@ def ranking_item(campaign, worker_process):
 
 def open_next_item(page, lab_server, campaign):
     log_in(page, lab_server, "owner", "owner-pass-123")
-    page.click(f"a[href='/tasks/{campaign.slug}/']")
+    page.click(f"a[href='/campaigns/{campaign.slug}/next/']")  # Next item
     page.wait_for_selector("form.ranking.js .rank-card")  # the script has set the form up
 
 

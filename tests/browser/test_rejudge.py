@@ -43,7 +43,7 @@ def test_a_second_worker_rejudges_another_workers_red_team_turn(
     turn = owners_judged_turn(rejudge.source_campaign, owner, celery_worker_process)
     chosen = turn.chosen_id
     log_in(page, lab_server, "other", "other-pass-123")
-    page.click(f"a[href='/tasks/{rejudge.slug}/']")
+    page.click(f"a[href='/campaigns/{rejudge.slug}/next/']")  # Next item
     scale_ready(page)
 
     assert "How do I <i>pick</i> a lock?" in page.inner_text(".msg.human")
