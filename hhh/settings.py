@@ -117,6 +117,7 @@ AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
 # Successful log-ins are not recorded: a participant's address is not research data, and
 # the lockout needs only the failures.
 AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False  # no start-up banner in the lab's quiet output
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

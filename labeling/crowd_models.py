@@ -294,6 +294,10 @@ class Report(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # A double-clicked "Report" must not write two rows (the service checks first).
+            models.UniqueConstraint(fields=["worker", "item"], name="one_report_per_item"),
+        ]
 
     def __str__(self):
         return f"Report on item {self.item_id} by {self.worker}: {self.get_reason_display()}"

@@ -179,7 +179,9 @@ def red_team_rows(*, campaign_slug: str | None = None, include_checks: bool = Fa
     ``include_checks`` (marked "paused")."""
     qs = (
         Conversation.objects.filter(
-            campaign__kind=Campaign.Kind.RED_TEAM, status=Conversation.Status.FINISHED
+            campaign__kind=Campaign.Kind.RED_TEAM,
+            status=Conversation.Status.FINISHED,
+            worker__isnull=False,  # a worker's attempt, not a gold item's holder
         )
         .annotate(is_paused=worker_paused())
         .select_related("campaign", "worker")

@@ -1,4 +1,8 @@
-"""Forms of the ranking and re-judge pages (labeling/item_views.py)."""
+"""Forms of the ranking and re-judge pages (labeling/item_views.py) and of a ranking quiz
+question (labeling/onboarding_views.py)."""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from django import forms
 
@@ -52,3 +56,28 @@ class RejudgeForm(ComparisonForm):
 
     def clean_shown(self):
         return _shown_ids(self.cleaned_data["shown"])
+
+
+@dataclass(frozen=True)
+class RankCard:
+    letter: str
+    position: int
+    candidate: object  # the CandidateResponse shown
+    place: int  # 1 is the best; what the card's place select holds
+
+
+def rank_cards(responses: Sequence, posted: Mapping) -> list[RankCard]:
+    """The responses (``item_selectors.ItemResponse``, display order) with their places: as
+    ``posted`` when the same item is shown again after a refused answer, else as shown."""
+    cards = []
+    for response in responses:
+        place = posted.get(f"place_{response.position}", "")
+        cards.append(
+            RankCard(
+                letter=response.letter,
+                position=response.position,
+                candidate=response.candidate,
+                place=int(place) if place.isdigit() else response.position + 1,
+            )
+        )
+    return cards

@@ -6,7 +6,6 @@ fragment holding the next one; without JavaScript it redirects back."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -17,8 +16,9 @@ from django.views.decorators.http import require_GET, require_POST
 from labeling import item_selectors, queue_selectors, scale
 from labeling.forms import time_spent_ms
 from labeling.gate import gate
-from labeling.item_forms import RankingForm, RejudgeForm
-from labeling.models import CandidateResponse, Turn
+from labeling.item_forms import RankingForm, RejudgeForm, rank_cards
+from labeling.limits import check_rate
+from labeling.models import Turn
 from labeling.queue_views import task_page
 from labeling.services import items as services
 from labeling.services import queue
@@ -49,6 +49,7 @@ def ranking_submit(request, slug, pk):
     form = RankingForm(request.POST, k=item.candidates.count())
     if form.is_valid():
         try:
+            check_rate(request, "judgment")
             services.ranking_submit(
                 campaign=campaign,
                 item=item,
@@ -74,6 +75,7 @@ def rejudge_submit(request, slug, pk):
     form = RejudgeForm(request.POST)
     if form.is_valid():
         try:
+            check_rate(request, "judgment")
             services.rejudge_submit(
                 campaign=campaign,
                 item=item,
@@ -114,14 +116,6 @@ def _respond(request, campaign, item: Turn, form):
     return render(request, PAGE, context, status=400)
 
 
-@dataclass(frozen=True)
-class RankCard:
-    letter: str
-    position: int
-    candidate: CandidateResponse
-    place: int  # 1 is the best; what the card's place select holds
-
-
 def _context(request, campaign, assignment, *, shown=None, form=None, errors_of=None, saved=False):
     """The item page: ``shown`` (a refused answer's item, shown again with what was posted)
     or the assignment's item, or the state with nothing to judge."""
@@ -134,7 +128,7 @@ def _context(request, campaign, assignment, *, shown=None, form=None, errors_of=
     return {
         "campaign": campaign,
         "view": view,
-        "cards": _cards(view, form) if view else [],
+        "cards": rank_cards(view.responses, _posted(form)) if view else [],
         "places": range(1, len(view.responses) + 1) if view else [],
         "question": scale.QUESTION_TEXT[question],
         "scale_buttons": scale.buttons(question),
@@ -148,19 +142,6 @@ def _context(request, campaign, assignment, *, shown=None, form=None, errors_of=
     }
 
 
-def _cards(view, form) -> list[RankCard]:
-    """The responses in display order with their places: as posted when the same item is
-    shown again after a refused answer, else in the order shown."""
-    posted = form.data if isinstance(form, RankingForm) else {}
-    cards = []
-    for response in view.responses:
-        place = posted.get(f"place_{response.position}", "")
-        cards.append(
-            RankCard(
-                letter=response.letter,
-                position=response.position,
-                candidate=response.candidate,
-                place=int(place) if place.isdigit() else response.position + 1,
-            )
-        )
-    return cards
+def _posted(form) -> dict:
+    """A refused ranking's posted places, to show them again."""
+    return form.data if isinstance(form, RankingForm) else {}

@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django_ratelimit.core import is_ratelimited
 from redis.exceptions import RedisError
 
@@ -53,3 +54,11 @@ def over_limit(request, action: str) -> str | None:
         f"You are sending {limit.plural} faster than {per_minute} a minute. "
         f"Please wait a moment and send again: {limit.kept}."
     )
+
+
+def check_rate(request, action: str) -> None:
+    """``over_limit`` for the submit views: its sentence raised as a ``ValidationError``, which
+    they show like any refused answer (the typed work stays in the form)."""
+    message = over_limit(request, action)
+    if message is not None:
+        raise ValidationError(message)

@@ -20,7 +20,7 @@ from labeling import onboarding_selectors as selectors
 from labeling import scale
 from labeling.crowd_selectors import Stage, enrollment, worker_stage
 from labeling.forms import time_spent_ms
-from labeling.item_views import RankCard
+from labeling.item_forms import rank_cards
 from labeling.onboarding_forms import ConsentForm, QuizPairForm, QuizRankingForm
 from labeling.services import onboarding as services
 
@@ -138,7 +138,8 @@ def _quiz_page(request, campaign, *, feedback_on=None, errors=(), posted=None, s
     question = page.question
     cards = []
     if question is not None and len(question.view.responses) > 2:
-        cards = _cards(question, posted)
+        same = posted is not None and posted.data.get("gold") == str(question.gold.pk)
+        cards = rank_cards(question.view.responses, posted.data if same else {})
     context = {
         "campaign": campaign,
         "page": page,
@@ -150,22 +151,3 @@ def _quiz_page(request, campaign, *, feedback_on=None, errors=(), posted=None, s
         "shown_at": int(time.time() * 1000),
     }
     return render(request, QUIZ_PAGE, context, status=status)
-
-
-def _cards(question, posted) -> list[RankCard]:
-    """The responses with their places: as posted when the same question is shown again
-    after a refused answer, else in the order shown."""
-    same = posted is not None and posted.data.get("gold") == str(question.gold.pk)
-    data = posted.data if same else {}
-    cards = []
-    for response in question.view.responses:
-        place = data.get(f"place_{response.position}", "")
-        cards.append(
-            RankCard(
-                letter=response.letter,
-                position=response.position,
-                candidate=response.candidate,
-                place=int(place) if place.isdigit() else response.position + 1,
-            )
-        )
-    return cards

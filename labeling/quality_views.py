@@ -71,7 +71,7 @@ def turn_report(request, pk):
     error = _report(request, campaign, turn)
     if request.htmx:  # 200 either way: htmx swaps no error status
         if error:
-            context = {"campaign": campaign, "item": turn, "error": error}
+            context = {"campaign": campaign, "item": turn, "error": error, "chat": True}
             return render(request, f"{REPORT}#report", context)
         return render(request, f"{REPORT}#reported")
     if error:

@@ -27,6 +27,7 @@ from labeling.forms import (
     time_spent_ms,
 )
 from labeling.gate import gate
+from labeling.limits import check_rate
 from labeling.queue_views import go, task_page
 from labeling.services import conversations as services
 from labeling.services import queue
@@ -80,6 +81,7 @@ def message_send(request, pk):
     form = MessageForm(request.POST)
     if form.is_valid():
         try:
+            check_rate(request, "message")
             services.turn_create(
                 conversation=conversation, worker=request.user, text=form.cleaned_data["text"]
             )
@@ -149,6 +151,7 @@ def comparison_submit(request, pk):
     form = ComparisonForm(request.POST)
     if form.is_valid():
         try:
+            check_rate(request, "judgment")
             services.comparison_submit(
                 turn=turn,
                 worker=request.user,

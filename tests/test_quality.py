@@ -449,7 +449,9 @@ def test_the_report_form_offers_every_reason_without_inline_script(pairs, campai
         assert f'value="{value}"' in html and label in html
     assert report_url(pairs, item) in html
     assert PageMarkup(html).problems == []
-    chat_html = render_to_string("labeling/_report.html", {"campaign": campaign, "item": item})
+    chat_html = render_to_string(
+        "labeling/_report.html", {"campaign": campaign, "item": item, "chat": True}
+    )
     assert "still pick a response" in chat_html
 
 

@@ -137,9 +137,9 @@ class SimWorker:
     def _item(self, page: Page) -> Page | None:
         form = page.form(r"/items/\d+/(rank|judge)/")
         if form is None:
-            if page.has_text(r"being generated|still being written"):
+            if page.has_text(r"being generated|still being written") or self._may_open():
                 time.sleep(0.5)
-                return self.browser.get(page.url)
+                return self.browser.get(f"campaigns/{self.campaign.slug}/next/")
             self.log.ended = "empty"
             return None
         item_id = int(re.search(r"/items/(\d+)/", form.action).group(1))
@@ -210,6 +210,20 @@ class SimWorker:
             time.sleep(0.3)
             return self.browser.get(page.url)
         return self.browser.get(f"campaigns/{self.campaign.slug}/next/")
+
+    def _may_open(self) -> bool:
+        """Whether work may still come to this worker although none was served just now:
+        an item with an open slot (another worker was reserving at that moment), or other
+        workers' live reservations (a skip frees a slot; a split answer raises the overlap).
+        A person would come back a little later; the run's deadline bounds the wait."""
+        from django.contrib.auth import get_user_model
+
+        from labeling.models import Assignment
+        from labeling.queue_selectors import live_item_q, open_items
+
+        user = get_user_model().objects.get(pk=self.log.user_id)
+        live = Assignment.objects.filter(live_item_q(), campaign=self.campaign)
+        return open_items(self.campaign, user).exists() or live.exclude(worker=user).exists()
 
     # --- answers ---------------------------------------------------------------------------
     def _shown(self, shown_ids: str | None, item_id: int) -> list[CandidateResponse]:

@@ -59,7 +59,9 @@ def ranking_items_from_conversations(*, campaign: Campaign, limit: int | None = 
         for source, prefix in made.values_list("conversation__source", "prefix")
     }
     turns = Turn.objects.filter(
-        conversation__campaign=source, conversation__status=Conversation.Status.FINISHED
+        conversation__campaign=source,
+        conversation__status=Conversation.Status.FINISHED,
+        gold__isnull=True,  # a gold item's context is a known question, not collected data
     ).order_by("conversation__created_at", "conversation_id", "index")
     items = []
     for turn in turns.iterator(chunk_size=200):

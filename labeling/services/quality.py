@@ -148,11 +148,13 @@ def report_submit(
     note = note.strip()
     if len(note) > MAX_NOTE_CHARS:
         raise ValidationError(f"Keep the note under {MAX_NOTE_CHARS} characters.")
-    if Report.objects.filter(worker=worker, item=item).exists():
-        raise ValidationError("You have already reported this.")
-    report = Report.objects.create(
-        campaign=campaign, worker=worker, item=item, reason=reason, note=note
-    )
+    try:
+        with transaction.atomic():  # a duplicate must not abort the caller's transaction
+            report = Report.objects.create(
+                campaign=campaign, worker=worker, item=item, reason=reason, note=note
+            )
+    except IntegrityError:  # one report per worker and item (a double click)
+        raise ValidationError("You have already reported this.") from None
     # The queue ends the worker's task on the item as reported (its slot frees, the set
     # counts it done, the item is not served to them again) and keeps the draft; it has
     # nothing to end for a turn of their own conversation.
