@@ -97,7 +97,7 @@ def test_a_simulated_crowd_fills_every_item_to_its_overlap_and_only_gold_failers
     counted = Counter(
         counted_judgments(Judgment.objects.filter(item__in=items)).values_list("item", flat=True)
     )
-    assert all(OVERLAP <= counted[item.pk] <= CAP for item in items), counted
+    assert all(OVERLAP <= counted[item.pk] <= CAP for item in items), (counted, summary)
     # No worker got an item twice.
     pairs = list(Assignment.objects.filter(campaign=campaign).values_list("worker", "item"))
     assert len(pairs) == len(set(pairs))

@@ -153,11 +153,15 @@ class SimWorker:
         return result
 
     def _quiz(self, page: Page) -> Page | None:
-        form = page.form(r"/quiz/")
-        answering = form is not None and (
-            any(b[0] == "choice" for b in form.buttons) or "place_0" in form.selects
+        form = next(
+            (
+                f
+                for f in page.forms
+                if any(b[0] == "choice" for b in f.buttons) or "place_0" in f.selects
+            ),
+            None,
         )
-        if answering:
+        if form is not None:
             attempt = (
                 QuizAttempt.objects.filter(
                     campaign=self.campaign, worker_id=self.log.user_id, passed__isnull=True
@@ -172,7 +176,8 @@ class SimWorker:
             time.sleep(self.think_s)
             self.log.quiz_answers += 1
             return self.browser.submit(form, self._form_answer(form, order))
-        for pattern in (r"next question", r"start working|start the tasks|continue", r"try again"):
+        steps = (r"next question", r"start the quiz", r"start working", r"try again")
+        for pattern in steps:
             link = page.link(pattern)
             if link:
                 return self.browser.get(link)
