@@ -78,6 +78,8 @@ def conversation_detail(request, pk):
 @require_POST
 def message_send(request, pk):
     conversation = selectors.get_conversation_for_user(request.user, pk)
+    if (stop := gate(request, conversation.campaign)) is not None:
+        return stop  # a paused or withdrawn worker starts no new turn (their draft is kept)
     form = MessageForm(request.POST)
     if form.is_valid():
         try:
