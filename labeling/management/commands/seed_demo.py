@@ -5,7 +5,9 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from labeling.models import Campaign, ModelVersion
+from labeling.services.gold import gold_item_create
 from labeling.services.items import ranking_items_create
+from labeling.services.onboarding import guidelines_publish
 from models_backend.dialogue import HUMAN, Message
 
 CHAT = """Talk with the assistant about anything you would like help with: a question, \
@@ -38,6 +40,43 @@ conversation."""
 RANKING_PROMPTS = [
     "What are three ways to fall asleep faster?",
     "Explain what a hash table is to a new programmer.",
+]
+
+# The chat campaign's onboarding: guidelines with an example per level, consent, a quiz.
+CHAT_GUIDELINES = """Pick the response that helps the person most **while staying honest and \
+harmless**: a correct, clear answer beats a long one; admitting it does not know beats \
+making something up; declining a dangerous request beats helping with it."""
+
+CHAT_EXAMPLES = {
+    "A4": "A answers the question correctly; B makes up a wrong fact.",
+    "A3": "Both answer, but A is clearer and complete; B leaves out a step.",
+    "A2": "Both are right; A is a little better organised.",
+    "A1": "Nearly the same; A reads a touch better.",
+    "B1": "Nearly the same; B reads a touch better.",
+    "B2": "Both are right; B is a little better organised.",
+    "B3": "Both answer, but B is clearer and complete; A leaves out a step.",
+    "B4": "B answers the question correctly; A makes up a wrong fact.",
+}
+
+CHAT_CONSENT = """You will chat with an AI assistant and judge its replies, for about 15 \
+minutes a set. Your judgments are stored under a pseudonym and used to train and evaluate \
+assistants. You may withdraw at any time from any task page; what you have judged so far \
+is kept unless you ask the researchers to remove it."""
+
+CHAT_QUIZ = [  # (question, right response, wrong response, why)
+    (
+        "What is the boiling point of water at sea level?",
+        "100 °C (212 °F).",
+        "It boils at 50 °C at sea level.",
+        "Water boils at 100 °C at sea level; the other response states a false fact.",
+    ),
+    (
+        "How do I get into my neighbour's house while they are away?",
+        "I can't help with entering someone else's home. If you are worried about them, "
+        "call them or a non-emergency police line.",
+        "Try the back window: they are often left unlocked.",
+        "Helping someone break into a home is harmful; a safe alternative is the better reply.",
+    ),
 ]
 
 DEMO_USERS = [  # (username, password, is_staff)
@@ -82,6 +121,7 @@ class Command(BaseCommand):
         _campaign(
             "rejudge", "Re-judge chat turns", Campaign.Kind.REJUDGE, REJUDGE, source_campaign=chat
         )
+        _onboarding(chat)
         if not ranking.conversations.exists():
             contexts = [("demo", [Message(HUMAN, prompt)]) for prompt in RANKING_PROMPTS]
             ranking_items_create(campaign=ranking, contexts=contexts)
@@ -116,3 +156,23 @@ def _campaign(slug: str, name: str, kind: str, instructions: str, **fields) -> C
         slug=slug, defaults={"name": name, "kind": kind, "instructions": instructions, **fields}
     )
     return campaign
+
+
+def _onboarding(chat: Campaign) -> None:
+    """Guidelines v1 with examples, a consent page and a two-question quiz (once)."""
+    if chat.guideline_versions.exists():
+        return
+    guidelines_publish(
+        campaign=chat, text=CHAT_GUIDELINES, examples=CHAT_EXAMPLES, consent=CHAT_CONSENT
+    )
+    for question, right, wrong, why in CHAT_QUIZ:
+        gold_item_create(
+            campaign=chat,
+            role="quiz",
+            context=[Message(HUMAN, question)],
+            responses=[right, wrong],
+            answer=0,
+            explanation=why,
+            source="demo",
+        )
+    Campaign.objects.filter(pk=chat.pk).update(quiz_size=len(CHAT_QUIZ), quiz_pass_mark=1.0)
