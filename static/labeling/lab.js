@@ -87,6 +87,11 @@
     var form = e.target.form;
     if (form && form.dataset.draft) saveDraft(form);
   });
+  // Leaving or reloading the page keeps what the forms hold, also text typed before this
+  // script was listening (a fast typist, a slow page).
+  window.addEventListener("pagehide", function () {
+    document.querySelectorAll("form[data-draft]").forEach(saveDraft);
+  });
   document.addEventListener("change", function (e) {
     var form = e.target.form;
     if (form && form.dataset.draft) saveDraft(form);
