@@ -59,9 +59,16 @@ def counted_judgments(qs: QuerySet[Judgment] | None = None) -> QuerySet[Judgment
     """Judgments that count as data: not answers to gold checks, not by a worker paused in
     the judgment's campaign. Training, targets and the default exports read only these."""
     qs = Judgment.objects.all() if qs is None else qs
-    paused = Pause.objects.filter(
-        campaign=OuterRef("campaign"), worker=OuterRef("worker"), lifted_at__isnull=True
-    )
     return qs.exclude(Exists(GoldItem.objects.filter(item=OuterRef("item")))).exclude(
-        Exists(paused)
+        worker_paused()
+    )
+
+
+def worker_paused() -> Exists:
+    """For a row with ``campaign`` and ``worker`` (a judgment, a conversation): its worker
+    is paused in its campaign now."""
+    return Exists(
+        Pause.objects.filter(
+            campaign=OuterRef("campaign"), worker=OuterRef("worker"), lifted_at__isnull=True
+        )
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.utils.crypto import salted_hmac
 
+from labeling.crowd_selectors import worker_paused
 from labeling.models import Campaign, Conversation
 from labeling.selectors import (
     check_mark,
@@ -22,7 +23,6 @@ from labeling.selectors import (
     quiz_answers,
     with_check_marks,
     with_entries,
-    worker_paused,
 )
 from models_backend.dialogue import ASSISTANT, HUMAN, Message, Pair, format_pair, to_transcript
 from training.comparisons import Ranking

@@ -173,9 +173,10 @@ class Campaign(models.Model):
         help_text="An item whose judgments disagree gets more, up to this many (≥ overlap).",
     )
     disagreement_spread = models.PositiveSmallIntegerField(
-        default=4,
-        help_text="Pairs: judgments also disagree when their levels on the 8-point scale lie "
-        "this far apart or more (A4 to A1 is 3; opposite directions always disagree).",
+        default=3,
+        help_text="Pairs: judgments in one direction also disagree when their levels lie this "
+        "far apart or more (A4 and A1 are 3 apart: the most there is; opposite directions "
+        "always disagree). 4: only directions count.",
     )
     set_size = models.PositiveSmallIntegerField(
         default=10, help_text='Tasks per set: "Task 3 of 10". A Prolific participant does one set.'

@@ -36,13 +36,12 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from labeling import item_selectors
-from labeling.crowd_selectors import counted_judgments
+from labeling.crowd_selectors import counted_judgments, worker_paused
 from labeling.models import (
     Assignment,
     Campaign,
     Conversation,
     Judgment,
-    Pause,
     Turn,
 )
 
@@ -150,12 +149,9 @@ def target_reached(campaign: Campaign, worker) -> bool:
     if campaign.target is None:
         return False
     if campaign.kind in CHAT_KINDS:
-        paused = Pause.objects.filter(
-            campaign=campaign, worker=OuterRef("worker"), lifted_at__isnull=True
-        )
         collected = (
             Conversation.objects.filter(campaign=campaign, worker__isnull=False)
-            .exclude(Exists(paused))
+            .exclude(worker_paused())
             .count()
         )
     else:

@@ -12,7 +12,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from labeling import scale
-from labeling.crowd_selectors import counted_judgments
+from labeling.crowd_selectors import counted_judgments, worker_paused
 from labeling.models import (
     Campaign,
     CandidateResponse,
@@ -22,7 +22,6 @@ from labeling.models import (
     JudgedCandidate,
     Judgment,
     ModelVersion,
-    Pause,
     QuizAnswer,
     TrainingRun,
     Turn,
@@ -210,16 +209,6 @@ def current_judgments(
     if campaign_slug:
         qs = qs.filter(campaign__slug=campaign_slug)
     return qs
-
-
-def worker_paused() -> Exists:
-    """For a row with ``campaign`` and ``worker`` (a judgment, a conversation): its worker
-    is paused in its campaign now."""
-    return Exists(
-        Pause.objects.filter(
-            campaign=OuterRef("campaign"), worker=OuterRef("worker"), lifted_at__isnull=True
-        )
-    )
 
 
 def with_check_marks(qs: QuerySet[Judgment]) -> QuerySet[Judgment]:
