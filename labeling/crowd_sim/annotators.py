@@ -31,14 +31,20 @@ def length_annotator(rng: random.Random) -> Annotator:
 
 
 def pm_annotator(spec: str) -> Annotator:
-    """A preference model as the oracle: responses by its reward, highest first (one
-    model per process, shared by the workers' threads)."""
-    from models_backend.best_of_n import get_scorer  # torch: only when asked for
+    """A preference model as the oracle: responses by its reward, highest first. ``spec``:
+    a saved preference model directory, or any model spec (a fresh value head). One model,
+    shared by the workers' threads (scoring under a lock: one forward pass at a time)."""
+    import threading
 
-    scorer = get_scorer(spec)
+    # torch only when asked for: the simulator's other annotators need none.
+    from models_backend.reward import preference_model_from_spec, score_responses
+
+    pm, tokenizer = preference_model_from_spec(spec)
+    lock = threading.Lock()
 
     def answer(context, texts):
-        rewards = scorer(list(context), list(texts))
+        with lock:
+            rewards = score_responses(pm, tokenizer, list(context), list(texts))
         return sorted(range(len(texts)), key=lambda p: -rewards[p])
 
     return answer
@@ -56,14 +62,17 @@ def with_noise(annotator: Annotator, noise: float, rng: random.Random) -> Annota
     return answer
 
 
-def make_annotator(name: str, *, noise: float, rng: random.Random) -> Annotator:
-    """``random``, ``length`` or ``pm:SPEC`` (a preference model directory or spec)."""
+def make_annotator(
+    name: str, *, noise: float, rng: random.Random, oracle: Annotator | None = None
+) -> Annotator:
+    """``random``, ``length`` or ``pm:SPEC`` (``oracle``: the preference model's annotator,
+    loaded once for the whole crowd), with label noise."""
     if name == "random":
         base = random_annotator(rng)
     elif name == "length":
         base = length_annotator(rng)
     elif name.startswith("pm:") and len(name) > 3:
-        base = pm_annotator(name[3:])
+        base = oracle if oracle is not None else pm_annotator(name[3:])
     else:
         raise ValueError(f"unknown annotator {name!r}: use random, length or pm:SPEC")
     return with_noise(base, noise, rng)

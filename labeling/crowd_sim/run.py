@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db import close_old_connections, connections
 
-from labeling.crowd_sim.annotators import make_annotator
+from labeling.crowd_sim.annotators import make_annotator, pm_annotator
 from labeling.crowd_sim.browser import Browser, HttpError
 from labeling.crowd_sim.worker import SimWorker, WorkerLog
 from labeling.models import Campaign, Judgment, Pause
@@ -56,6 +56,8 @@ def simulate(config: CrowdConfig) -> dict:
     deadline = time.monotonic() + config.timeout_s
     started = time.perf_counter()
     accounts = _accounts(config, run_id) if config.entry == "login" else []
+    pm = config.annotator[3:] if config.annotator.startswith("pm:") else None
+    oracle = pm_annotator(pm) if pm else None  # one model for the crowd
 
     def one(index: int) -> None:
         rng = random.Random(f"{config.seed}:{index}")
@@ -63,7 +65,7 @@ def simulate(config: CrowdConfig) -> dict:
             browser=Browser(config.url, latencies),
             campaign=campaign,
             name=f"sim{run_id}w{index:03d}",
-            annotator=make_annotator(config.annotator, noise=config.noise, rng=rng),
+            annotator=make_annotator(config.annotator, noise=config.noise, rng=rng, oracle=oracle),
             fails_gold=index < config.gold_failing,
             max_tasks=config.tasks,
             think_s=config.think_s,
