@@ -164,3 +164,22 @@ def test_several_web_processes_share_counts_in_redis_when_the_broker_is_redis():
 def test_a_bad_limit_setting_stops_the_lab_from_starting(name, value, message):
     shown = settings_in_a_new_process(**{name: value})
     assert shown.returncode != 0 and message in shown.stderr
+
+
+def test_over_the_limit_the_pages_refuse_with_the_sentence_and_keep_the_typed_text(
+    client, owner, campaign, red_team_campaign, settings
+):
+    from labeling.models import Turn
+    from labeling.services import conversations as chat
+
+    settings.LAB_MESSAGES_PER_MINUTE = 1
+    first = chat.conversation_start(campaign=campaign, worker=owner)
+    second = chat.conversation_start(campaign=red_team_campaign, worker=owner)
+    client.force_login(owner)
+    url = reverse("labeling:message_send", args=[first.pk])
+    assert client.post(url, {"text": "One"}, HTTP_HX_REQUEST="true").status_code == 200
+    url = reverse("labeling:message_send", args=[second.pk])
+    answer = client.post(url, {"text": "Two, typed with care"}, HTTP_HX_REQUEST="true")
+    page = answer.content.decode()
+    assert "faster than 1 a minute" in page and "Two, typed with care" in page
+    assert list(Turn.objects.values_list("human_text", flat=True)) == ["One"]
