@@ -98,6 +98,9 @@ def _respond(request, campaign, item: Turn, form):
         if not request.htmx:
             messages.success(request, "Saved. Thank you!")
             return redirect("labeling:item_next", slug=campaign.slug)
+        if (stop := gate(request, campaign)) is not None:  # this answer paused them
+            messages.success(request, "Saved. Thank you!")
+            return stop
         assignment = queue.task_next(campaign=campaign, worker=request.user)
         if (elsewhere := task_page(request, campaign, assignment)) is not None:
             messages.success(request, "Saved. Thank you!")

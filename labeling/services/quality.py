@@ -78,7 +78,7 @@ def _pause(*, campaign, worker, rule: str, reason: str, metrics: dict, by=None) 
     the caller's transaction, and the judgment in it, alive)."""
     try:
         with transaction.atomic():
-            return Pause.objects.create(
+            pause = Pause.objects.create(
                 campaign=campaign,
                 worker=worker,
                 rule=rule,
@@ -88,6 +88,9 @@ def _pause(*, campaign, worker, rule: str, reason: str, metrics: dict, by=None) 
             )
     except IntegrityError:
         return None
+    # A paused worker holds no slot: the items reserved for them go back to the queue.
+    queue.assignments_release(campaign=campaign, worker=worker)
+    return pause
 
 
 @transaction.atomic
