@@ -4,7 +4,8 @@ qualified) is sent to the page that says so."""
 
 from __future__ import annotations
 
-from django.shortcuts import redirect
+from django.shortcuts import redirect, resolve_url
+from django_htmx.http import HttpResponseClientRedirect
 
 from labeling.crowd_selectors import Stage, worker_stage
 
@@ -18,13 +19,16 @@ STAGE_PAGES = {
 
 
 def gate(request, campaign):
-    """None when the worker may be served tasks; else a redirect to the step they are at
-    (htmx requests get an HX-Redirect, so a fragment never swaps in a whole page)."""
+    """None when the worker may be served tasks; else a redirect to the step they are at."""
     stage = worker_stage(campaign, request.user)
     if stage == Stage.WORK:
         return None
-    response = redirect(STAGE_PAGES[stage], slug=campaign.slug)
+    return go(request, STAGE_PAGES[stage], slug=campaign.slug)
+
+
+def go(request, to: str, **kwargs):
+    """A redirect; for htmx one the browser follows as a whole page (HX-Redirect), so a
+    fragment never swaps in a whole page."""
     if getattr(request, "htmx", False):
-        response.status_code = 200
-        response["HX-Redirect"] = response["Location"]
-    return response
+        return HttpResponseClientRedirect(resolve_url(to, **kwargs))
+    return redirect(to, **kwargs)

@@ -8,12 +8,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from labeling import item_selectors, queue_selectors, selectors
 from labeling.crowd_selectors import open_pause
+from labeling.gate import go
 from labeling.models import Campaign, Report
 from labeling.services.quality import MAX_NOTE_CHARS, report_submit
 
@@ -58,7 +57,7 @@ def item_report(request, slug, pk):
         messages.error(request, error)
     else:
         messages.success(request, "Thanks — reported. Here is the next task.")
-    return _go(request, reverse("labeling:task_next", args=[campaign.slug]))
+    return go(request, "labeling:task_next", slug=campaign.slug)
 
 
 @login_required
@@ -101,8 +100,3 @@ def _report(request, campaign, item) -> str:
     except ValidationError as exc:
         return " ".join(exc.messages)
     return ""
-
-
-def _go(request, url: str):
-    """A redirect; for htmx one the browser follows as a whole page."""
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)

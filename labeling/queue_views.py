@@ -7,12 +7,10 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.shortcuts import redirect, resolve_url
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from labeling import queue_selectors
-from labeling.gate import gate
+from labeling.gate import gate, go
 from labeling.services import queue
 
 # Fields of the item forms that are the worker's typed work (kept with a skip).
@@ -71,14 +69,6 @@ def task_page(request, campaign, assignment):
     if assignment is None and queue_selectors.set_progress(campaign, request.user).complete:
         return go(request, "labeling:set_done", slug=campaign.slug)
     return None
-
-
-def go(request, to: str, **kwargs):
-    """A redirect; for htmx, one the browser follows as a whole page (never a page swapped
-    into a fragment)."""
-    if getattr(request, "htmx", False):
-        return HttpResponseClientRedirect(resolve_url(to, **kwargs))
-    return redirect(to, **kwargs)
 
 
 def draft_of(post) -> dict:

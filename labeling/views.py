@@ -26,9 +26,9 @@ from labeling.forms import (
     RedTeamFinishForm,
     time_spent_ms,
 )
-from labeling.gate import gate
+from labeling.gate import gate, go
 from labeling.limits import check_rate
-from labeling.queue_views import go, task_page
+from labeling.queue_views import task_page
 from labeling.services import conversations as services
 from labeling.services import queue
 from labeling.services.generation import candidates_retry as retry_service
