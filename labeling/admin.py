@@ -1,6 +1,8 @@
 """The researcher's panel: every model, staff only (Django admin's own rule)."""
 
 from django.contrib import admin, messages
+from django.db import models
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from labeling import crowd_admin, quality_admin  # noqa: F401 (they register themselves)
@@ -71,6 +73,70 @@ class CampaignAdmin(admin.ModelAdmin):
     ]
     list_filter = ["kind", "is_active"]
     prepopulated_fields = {"slug": ["name"]}
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "kind", "instructions", "is_active"]}),
+        (
+            "The task",
+            {"fields": ["candidates_per_item", "allow_ties", "source_campaign", "max_turns"]},
+        ),
+        (
+            "Models and sampling",
+            {
+                "fields": [
+                    "model_a",
+                    "model_b",
+                    "temperature",
+                    "top_p",
+                    "max_new_tokens",
+                    "best_of",
+                    "pair_policy",
+                ]
+            },
+        ),
+        (
+            "The job: target, overlap, sets",
+            {
+                "fields": [
+                    "target",
+                    "overlap",
+                    "overlap_cap",
+                    "disagreement_spread",
+                    "set_size",
+                    "reservation_minutes",
+                    "gold_rate",
+                ]
+            },
+        ),
+        (
+            "Qualification quiz (gold items with the role quiz)",
+            {"fields": ["quiz_size", "quiz_pass_mark", "quiz_max_attempts"]},
+        ),
+        (
+            "Rules that pause a worker",
+            {
+                "fields": [
+                    "min_gold_accuracy",
+                    "min_gold_seen",
+                    "min_judgment_seconds",
+                    "max_first_position_rate",
+                    "rule_min_judgments",
+                ]
+            },
+        ),
+        ("Prolific", {"fields": ["study_url", "completion_code", "completion_url"]}),
+    ]
+    readonly_fields = ["study_url"]
+    # A completion URL typed without a scheme is https (Django 6's default, asked for now).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    @admin.display(description="Study URL")
+    def study_url(self, campaign):
+        """What to give Prolific as the study's URL (after this lab's address); Prolific
+        fills in the three ids."""
+        if not campaign.pk:
+            return "Save the campaign first."
+        ids = "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
+        return reverse("labeling:prolific_entry", args=[campaign.slug]) + "?" + ids
 
 
 class TurnInline(admin.TabularInline):

@@ -86,3 +86,19 @@ def test_the_admin_shows_training_progress_as_a_bar(client, researcher):
     page = client.get(reverse("admin:labeling_trainingrun_changelist")).content.decode()
     assert '<progress max="100" value="42"></progress> 42%' in page
     assert "0.610" in page
+
+
+def test_the_campaign_admin_shows_every_setting_in_its_groups(client, researcher):
+    """A new campaign field without a place in the admin's groups would be hidden."""
+    from labeling.admin import CampaignAdmin
+    from labeling.models import Campaign
+
+    grouped = [f for _, options in CampaignAdmin.fieldsets for f in options["fields"]]
+    editable = {f.name for f in Campaign._meta.fields if f.editable and not f.primary_key}
+    assert sorted(grouped) == sorted(editable | set(CampaignAdmin.readonly_fields))
+    client.force_login(researcher)
+    page = client.get("/admin/labeling/campaign/add/").content.decode()
+    assert "The job: target, overlap, sets" in page and 'name="overlap_cap"' in page
+    campaign = Campaign.objects.create(name="S", slug="study", instructions="x")
+    page = client.get(f"/admin/labeling/campaign/{campaign.pk}/change/").content.decode()
+    assert "/prolific/study/?PROLIFIC_PID={{%PROLIFIC_PID%}}&amp;STUDY_ID=" in page
