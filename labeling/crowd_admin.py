@@ -14,39 +14,21 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from labeling import selectors
+from labeling.admin_rules import AddOnly, ReadOnly
 from labeling.models import Campaign, Enrollment, GoldItem, Guidelines, QuizAnswer, QuizAttempt
 from labeling.onboarding_forms import LETTERS, GoldItemForm, GuidelinesForm
 from labeling.services.gold import gold_item_create
 from labeling.services.onboarding import guidelines_publish
 
 
-class ReadOnly:
-    """Records made by workers or by services: staff read them, nothing more."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
+# A version is what judgments and consents name: never changed or removed.
 @admin.register(Guidelines)
-class GuidelinesAdmin(admin.ModelAdmin):
+class GuidelinesAdmin(AddOnly, admin.ModelAdmin):
     form = GuidelinesForm
     list_display = ["campaign", "label", "has_consent", "created_by", "created_at"]
     list_filter = ["campaign"]
     list_select_related = ["campaign", "created_by"]
     readonly_fields = ["new_version"]
-
-    # A version is what judgments and consents name: never changed or removed.
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:  # the form's own fields: the examples are added per level
@@ -112,19 +94,13 @@ class GuidelinesAdmin(admin.ModelAdmin):
         """Nothing more to save: the service wrote the version."""
 
 
+# Workers answered against a gold item: it stays as it was (a wrong one: add a new item).
 @admin.register(GoldItem)
-class GoldItemAdmin(admin.ModelAdmin):
+class GoldItemAdmin(AddOnly, admin.ModelAdmin):
     list_display = ["pk", "campaign", "role", "prompt", "answer_letters", "source", "created_at"]
     list_filter = ["campaign", "role", "source"]
     list_select_related = ["campaign", "item"]
     search_fields = ["item__human_text", "explanation"]
-
-    # Workers answered against it: its answer stays as it was (a wrong one: add a new item).
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:  # the form's own fields: responses are added up to the most K

@@ -14,6 +14,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from labeling import scale, selectors
+from labeling.admin_rules import ReadOnly
 from labeling.models import Judgment
 from labeling.services.judgments import judgment_supersede
 
@@ -48,8 +49,9 @@ def _position(letter: str) -> int:
     return ord(letter) - ord("A")
 
 
+# Append-only: staff may look, never add, change or delete (the model refuses too).
 @admin.register(Judgment)
-class JudgmentAdmin(admin.ModelAdmin):
+class JudgmentAdmin(ReadOnly, admin.ModelAdmin):
     list_display = [
         "pk",
         "item",
@@ -82,16 +84,6 @@ class JudgmentAdmin(admin.ModelAdmin):
         "supersede_link",
     ]
     readonly_fields = fields
-
-    # Append-only: staff may look, never add, change or delete (the model refuses too).
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("entries")

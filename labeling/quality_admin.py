@@ -16,6 +16,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from labeling import quality
+from labeling.admin_rules import AddOnly, ReadOnly
 from labeling.models import Campaign, Pause, Report
 from labeling.services.quality import pause_create, pause_lift
 
@@ -44,8 +45,9 @@ class ManualPauseForm(forms.Form):
     )
 
 
+# Pauses change only through the services (a reason each way): no edits, no deletes.
 @admin.register(Pause)
-class PauseAdmin(admin.ModelAdmin):
+class PauseAdmin(AddOnly, admin.ModelAdmin):
     change_list_template = "admin/labeling/pause/change_list.html"
     list_display = ["worker", "campaign", "rule", "reason", "created_at", "is_open", "lifted_by"]
     list_filter = [("lifted_at", admin.EmptyFieldListFilter), "rule", "campaign"]
@@ -65,13 +67,6 @@ class PauseAdmin(admin.ModelAdmin):
         "lift_link",
     ]
     readonly_fields = fields
-
-    # Pauses change only through the services (a reason each way): no edits, no deletes.
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Open", boolean=True)
     def is_open(self, pause):
@@ -160,20 +155,11 @@ class PauseAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/labeling/worker_quality.html", context)
 
 
+# What a worker reported stays as they wrote it.
 @admin.register(Report)
-class ReportAdmin(admin.ModelAdmin):
+class ReportAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ["created_at", "worker", "campaign", "item", "reason", "note"]
     list_filter = ["reason", "campaign"]
     list_select_related = ["worker", "campaign", "item"]
     readonly_fields = ["campaign", "worker", "item", "reason", "note", "created_at"]
     fields = readonly_fields
-
-    # What a worker reported stays as they wrote it.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
