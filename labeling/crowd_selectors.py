@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from django.db.models import Exists, OuterRef, QuerySet
 
-from labeling.models import Campaign, Enrollment, GoldItem, Guidelines, Judgment, Pause
+from labeling.models import Campaign, Enrollment, GoldItem, Judgment, Pause
 
 
 class Stage(StrEnum):
@@ -26,10 +26,6 @@ def enrollment(campaign: Campaign, worker) -> Enrollment | None:
     return Enrollment.objects.filter(campaign=campaign, worker=worker).first()
 
 
-def current_guidelines(campaign: Campaign) -> Guidelines | None:
-    return campaign.current_guidelines()
-
-
 def quiz_required(campaign: Campaign) -> bool:
     return campaign.quiz_size > 0 and campaign.gold_items.filter(role=GoldItem.Role.QUIZ).exists()
 
@@ -43,7 +39,7 @@ def worker_stage(campaign: Campaign, worker) -> Stage:
     enrolled = enrollment(campaign, worker)
     if enrolled is not None and enrolled.withdrawn_at is not None:
         return Stage.WITHDRAWN
-    guidelines = current_guidelines(campaign)
+    guidelines = campaign.current_guidelines()
     needs_consent = guidelines is not None and guidelines.consent.strip()
     if needs_consent and (enrolled is None or enrolled.consent_version != guidelines.version):
         return Stage.CONSENT
