@@ -1,0 +1,27 @@
+"""Reads for the researcher's panel front page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from labeling import crowd_selectors
+from labeling.models import Campaign, Judgment
+
+
+@dataclass(frozen=True)
+class CampaignRow:
+    campaign: Campaign
+    judgments: int  # counted judgments (gold checks, paused workers' answers left out)
+
+
+def campaign_rows() -> list[CampaignRow]:
+    campaigns = list(Campaign.objects.order_by("-is_active", "-created_at"))
+    return [
+        CampaignRow(
+            campaign=c,
+            judgments=crowd_selectors.counted_judgments(
+                Judgment.objects.filter(campaign=c)
+            ).count(),
+        )
+        for c in campaigns
+    ]
