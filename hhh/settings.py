@@ -229,6 +229,9 @@ LAB_DEFAULT_MODEL_SPEC = env_str("LAB_DEFAULT_MODEL_SPEC", "smollm2-135m-instruc
 # Preference models start from this spec when no earlier preference model exists.
 LAB_PM_BASE_SPEC = env_str("LAB_PM_BASE_SPEC", LAB_DEFAULT_MODEL_SPEC)
 LAB_PM_DIR = Path(env_str("LAB_PM_DIR", str(VAR_DIR / "preference_models"))).resolve()
+# Distilled assistants made by distillation runs, and the files export runs write.
+LAB_ASSISTANT_DIR = Path(env_str("LAB_ASSISTANT_DIR", str(VAR_DIR / "assistants"))).resolve()
+LAB_EXPORT_DIR = Path(env_str("LAB_EXPORT_DIR", str(VAR_DIR / "exports"))).resolve()
 # Scheduled retraining waits for at least this many usable comparisons.
 LAB_RETRAIN_MIN_COMPARISONS = env_int("LAB_RETRAIN_MIN_COMPARISONS", 20, minimum=2)
 LAB_TRAIN_MAX_LENGTH = env_int("LAB_TRAIN_MAX_LENGTH", 512, minimum=16)

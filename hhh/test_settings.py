@@ -3,8 +3,9 @@ environment prepared first, so that `make test` never touches a running `make de
 
 - Var folder: a fresh temporary folder per session holds everything hhh.settings puts
   under VAR_DIR (test database, folder broker, preference models, beat schedule, static
-  files) and is removed when the session ends. LAB_VAR_DIR, LAB_BROKER_DIR, LAB_PM_DIR
-  and a sqlite DATABASE_URL name a demo's files: the suite ignores them.
+  files) and is removed when the session ends. LAB_VAR_DIR, LAB_BROKER_DIR, LAB_PM_DIR,
+  LAB_ASSISTANT_DIR, LAB_EXPORT_DIR and a sqlite DATABASE_URL name a demo's files: the
+  suite ignores them.
 - Redis: the suite's broker is database 15 of the configured server (14 when the URL
   itself names 15), so purging the suite's queues never empties a demo's. RabbitMQ has
   no such separation: give the suite a broker of its own there.
@@ -39,7 +40,13 @@ from django.core.exceptions import ImproperlyConfigured
 SESSION_DIR_ENV = "LAB_TEST_VAR_DIR"  # set by a session for the processes it starts
 SUITE_REDIS_DB = 15
 # Settings that place a demo's files; the suite keeps all of its own under its folder.
-DEMO_PATH_SETTINGS = ("LAB_VAR_DIR", "LAB_BROKER_DIR", "LAB_PM_DIR")
+DEMO_PATH_SETTINGS = (
+    "LAB_VAR_DIR",
+    "LAB_BROKER_DIR",
+    "LAB_PM_DIR",
+    "LAB_ASSISTANT_DIR",
+    "LAB_EXPORT_DIR",
+)
 SHARED_MODEL_DIR = Path(__file__).resolve().parent.parent / "var" / "models"
 
 

@@ -11,9 +11,8 @@ from labeling.models import (
     Campaign,
     CandidateResponse,
     Conversation,
-    EvaluationRun,
     ModelVersion,
-    TrainingRun,
+    Run,
     Turn,
 )
 
@@ -189,55 +188,51 @@ class CandidateResponseAdmin(admin.ModelAdmin):
     readonly_fields = ["text", "alternatives", "selection", "reward", "seed", "sampling"]
 
 
-@admin.register(TrainingRun)
-class TrainingRunAdmin(admin.ModelAdmin):
+@admin.register(Run)
+class RunAdmin(admin.ModelAdmin):
+    """Every kind of run in one table (the panel's Runs page shows them live)."""
+
     list_display = [
         "pk",
         "kind",
+        "model_version",
         "status",
         "progress_bar",
-        "eval_accuracy",
+        "headline",
         "created_at",
         "finished_at",
     ]
     list_filter = ["kind", "status"]
-    readonly_fields = ["progress_bar", "metrics", "error", "started_at", "finished_at"]
+    readonly_fields = [
+        "progress_bar",
+        "metrics",
+        "hhh_results",
+        "output",
+        "error",
+        "started_at",
+        "finished_at",
+    ]
 
     @admin.display(description="Progress")
     def progress_bar(self, run):
         percent = round(run.progress * 100)
         return format_html('<progress max="100" value="{}"></progress> {}%', percent, percent)
 
-    @admin.display(description="Eval accuracy")
-    def eval_accuracy(self, run):
-        value = run.metrics.get("eval_accuracy")
-        return "" if value is None else f"{value:.3f}"
+    @admin.display(description="Result")
+    def headline(self, run):
+        """The one figure a researcher looks for: held-out accuracy, HHH accuracy, rows."""
+        metrics = run.metrics or {}
+        if run.kind == Run.Kind.EVALUATION:
+            scoring = metrics.get("scoring") or {}
+            return ", ".join(f"{name} {s['overall']:.3f}" for name, s in scoring.items())
+        if "eval_accuracy" in metrics:
+            return f"accuracy {metrics['eval_accuracy']:.3f}"
+        if run.kind == Run.Kind.EXPORT and "rows" in metrics:
+            return f"{metrics['rows']} rows"
+        return ""
 
-
-@admin.register(EvaluationRun)
-class EvaluationRunAdmin(admin.ModelAdmin):
-    list_display = [
-        "pk",
-        "model_version",
-        "benchmark",
-        "status",
-        "progress_bar",
-        "accuracy",
-        "created_at",
-        "finished_at",
-    ]
-    list_filter = ["benchmark", "status", "model_version"]
-    readonly_fields = ["progress_bar", "results", "error", "started_at", "finished_at"]
-
-    progress_bar = TrainingRunAdmin.progress_bar
-
-    @admin.display(description="Accuracy (overall)")
-    def accuracy(self, run):
-        scoring = run.metrics.get("scoring") or {}
-        return ", ".join(f"{name} {s['overall']:.3f}" for name, s in scoring.items())
-
-    @admin.display(description="Results by category")
-    def results(self, run):
+    @admin.display(description="HHH results by category")
+    def hhh_results(self, run):
         scoring = run.metrics.get("scoring") or {}
         rows = [
             (name, category, f"{value:.3f}")

@@ -65,7 +65,7 @@ class ModelVersion(models.Model):
         default=False, help_text="For preference models: the one the lab uses now."
     )
     training_run = models.ForeignKey(
-        "TrainingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="produced"
+        "Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="produced"
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -605,9 +605,17 @@ class JudgedCandidate(AppendOnly):
         return f"Position {self.position}, rank {self.rank} of judgment {self.judgment_id}"
 
 
-class TrainingRun(models.Model):
+class Run(models.Model):
+    """One background job a researcher watches: training a preference model, an HHH
+    evaluation, a context distillation, an export. Every kind is claimed once (queued →
+    running by a conditional update), reports progress through one throttle, and ends
+    succeeded with its metrics and output, or failed with the reason."""
+
     class Kind(models.TextChoices):
-        PREFERENCE = "preference", "Preference model"
+        PREFERENCE = "preference", "Preference model training"
+        EVALUATION = "evaluation", "HHH evaluation"
+        DISTILLATION = "distillation", "Context distillation"
+        EXPORT = "export", "Export"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -615,11 +623,22 @@ class TrainingRun(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
-    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.PREFERENCE)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
-    config = models.JSONField(default=dict, blank=True)
+    config = models.JSONField(default=dict, blank=True, help_text="What the run was asked to do.")
+    model_version = models.ForeignKey(
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="runs",
+        help_text="Evaluations: the model version evaluated.",
+    )
     progress = models.FloatField(default=0.0, help_text="0 to 1.")
     metrics = models.JSONField(default=dict, blank=True)
+    output = models.CharField(
+        max_length=500, blank=True, help_text="What it made: a model directory or an export file."
+    )
     error = models.TextField(blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -629,51 +648,19 @@ class TrainingRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-pk"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(progress__gte=0, progress__lte=1), name="progress_0_1"
+                condition=Q(progress__gte=0, progress__lte=1), name="run_progress_0_1"
             )
         ]
 
     def __str__(self):
         return f"{self.get_kind_display()} run {self.pk}"
 
-
-class EvaluationRun(models.Model):
-    """One evaluation of one model version; its results stay with that version."""
-
-    class Benchmark(models.TextChoices):
-        HHH = "hhh", "HHH evaluation (BIG-bench)"
-
-    Status = TrainingRun.Status
-
-    model_version = models.ForeignKey(
-        ModelVersion, on_delete=models.CASCADE, related_name="evaluations"
-    )
-    benchmark = models.CharField(max_length=20, choices=Benchmark.choices, default=Benchmark.HHH)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
-    config = models.JSONField(default=dict, blank=True, help_text="Task path, limit, batch size.")
-    progress = models.FloatField(default=0.0, help_text="0 to 1.")
-    metrics = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(progress__gte=0, progress__lte=1), name="evaluation_progress_0_1"
-            )
-        ]
-
-    def __str__(self):
-        return f"{self.get_benchmark_display()} of {self.model_version} (run {self.pk})"
+    @property
+    def is_done(self) -> bool:
+        return self.status in {self.Status.SUCCEEDED, self.Status.FAILED}
 
 
 # The crowd operation's models live in their own module of this app (same migrations).

@@ -17,13 +17,12 @@ from labeling.models import (
     Campaign,
     CandidateResponse,
     Conversation,
-    EvaluationRun,
     GoldItem,
     JudgedCandidate,
     Judgment,
     ModelVersion,
     QuizAnswer,
-    TrainingRun,
+    Run,
     Turn,
 )
 from labeling.streams import LiveCandidate
@@ -308,18 +307,14 @@ def candidates_held_elsewhere(*, turn_id: int, holder: str, stale_after_s: float
     )
 
 
-def training_run(run_id: int) -> TrainingRun:
-    return TrainingRun.objects.get(pk=run_id)
-
-
-def evaluation_run(run_id: int) -> EvaluationRun:
-    return EvaluationRun.objects.select_related("model_version").get(pk=run_id)
+def run(run_id: int) -> Run:
+    return Run.objects.select_related("model_version").get(pk=run_id)
 
 
 def judgments_since_last_training() -> int:
     """Usable judgments newer than the last successful run (all of them before one)."""
     last = (
-        TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED)
+        Run.objects.filter(kind=Run.Kind.PREFERENCE, status=Run.Status.SUCCEEDED)
         .order_by("-created_at")
         .first()
     )

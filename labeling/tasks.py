@@ -8,6 +8,8 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -16,8 +18,11 @@ from django.db import OperationalError, connection
 
 from labeling import selectors, streams
 from labeling.generation_sink import GenerationSink, Heartbeat
+from labeling.models import Run
+from labeling.services import distillation as distill_services
 from labeling.services import evaluation as eval_services
 from labeling.services import generation as gen_services
+from labeling.services import runs as run_services
 from labeling.services import training as train_services
 from models_backend import orchestrate
 from models_backend.assistants import get_assistant
@@ -195,37 +200,45 @@ def schedule_preference_training() -> int | None:
     return train_services.training_run_request(config=config).pk
 
 
+Progress = Callable[[float, dict], None]
+
+
+def _run(run_id: int, work: Callable[[Run, Progress], None]) -> None:
+    """Every run's one life: claim it (a redelivered message finds it taken), do the work
+    with a throttled progress writer, and end it failed with the reason on any error — a
+    run never hangs as running."""
+    if not run_services.run_claim(run_id=run_id):
+        return
+    throttle = orchestrate.Throttle(RUN_PROGRESS_EVERY_S)
+
+    def progress(fraction: float, info: dict | None = None) -> None:
+        if throttle.due(final=fraction >= 1.0):
+            run_services.run_progress(run_id=run_id, progress=fraction, metrics=info)
+
+    try:
+        work(selectors.run(run_id), progress)
+    except Exception as exc:
+        log.exception("run %s failed", run_id)
+        run_services.run_fail(run_id=run_id, error=f"{type(exc).__name__}: {exc}")
+
+
 @shared_task(soft_time_limit=6 * 3600, time_limit=6 * 3600 + 300)
 def train_preference_model(run_id: int) -> None:
     """Train a PM on every usable comparison, compare it with the active one on the same
     held-out pairs, register it, and make it active if it is at least as accurate."""
-    if not train_services.training_run_claim(run_id=run_id):
-        return  # already taken (a redelivered message) or cancelled
-    try:
-        _train(run_id)
-    except Exception as exc:  # the run must end as failed with the reason, never hang
-        log.exception("training run %s failed", run_id)
-        train_services.training_run_fail(run_id=run_id, error=f"{type(exc).__name__}: {exc}")
+    _run(run_id, _train)
 
 
-def _train(run_id: int) -> None:
+def _train(run: Run, progress: Progress) -> None:
     from models_backend.reward import load_preference_model
     from training.pairs import split_holdout
     from training.preference import PreferenceConfig, evaluate, fit
 
-    run = selectors.training_run(run_id)
     rankings = list(selectors.preference_rankings())
     train_pairs, eval_pairs = split_holdout(rankings, every=10)
-    # The timestamp keeps a reset database (ids restarting) from reusing an old directory.
-    out = settings.LAB_PM_DIR / f"run-{run_id}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = _out_dir(settings.LAB_PM_DIR, run)
     defaults = train_services.default_training_config()
     config = PreferenceConfig(**{**defaults, **run.config, "out": str(out)})
-    throttle = orchestrate.Throttle(RUN_PROGRESS_EVERY_S)
-
-    def progress(fraction: float, info: dict) -> None:
-        if throttle.due(final=fraction >= 1.0):
-            train_services.training_run_progress(run_id=run_id, progress=fraction, metrics=info)
-
     result = fit(config, train_pairs, eval_pairs, progress=progress)
     incumbent = selectors.active_preference_model()
     activate = True
@@ -237,34 +250,26 @@ def _train(run_id: int) -> None:
         result["incumbent"] = {"name": incumbent.name, "eval_accuracy": before["accuracy"]}
         activate = result["eval_accuracy"] >= before["accuracy"]
     train_services.training_run_succeed(
-        run_id=run_id, metrics=result, model_dir=str(out), activate=activate
+        run_id=run.pk, metrics=result, model_dir=str(out), activate=activate
     )
+
+
+def _out_dir(root: Path, run: Run) -> Path:
+    """The timestamp keeps a reset database (ids restarting) from reusing an old folder."""
+    return root / f"run-{run.pk}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 @shared_task(soft_time_limit=4 * 3600, time_limit=4 * 3600 + 300)
 def evaluate_model_version(run_id: int) -> None:
     """Run the HHH evaluation of a model version and store its results."""
-    if not eval_services.evaluation_claim(run_id=run_id):
-        return  # already taken (a redelivered message)
-    try:
-        _evaluate(run_id)
-    except Exception as exc:  # the run must end as failed with the reason, never hang
-        log.exception("evaluation run %s failed", run_id)
-        eval_services.evaluation_fail(run_id=run_id, error=f"{type(exc).__name__}: {exc}")
+    _run(run_id, _evaluate)
 
 
-def _evaluate(run_id: int) -> None:
+def _evaluate(run: Run, progress: Progress) -> None:
     from training.evaluate import evaluate_hhh, limit_examples, load_tasks
 
-    run = selectors.evaluation_run(run_id)
     version, config = run.model_version, run.config
     tasks = limit_examples(load_tasks(config["tasks"]), config.get("limit"))
-    throttle = orchestrate.Throttle(RUN_PROGRESS_EVERY_S)
-
-    def progress(fraction: float, info: dict) -> None:
-        if throttle.due(final=fraction >= 1.0):
-            eval_services.evaluation_progress(run_id=run_id, progress=fraction)
-
     if version.kind == version.Kind.PREFERENCE:
         from models_backend.reward import load_preference_model
         from training.hhh_pm import evaluate_hhh_pm
@@ -282,4 +287,30 @@ def _evaluate(run_id: int) -> None:
             lm, tasks, prefix=prefix, batch_size=config["batch_size"], progress=progress
         )
     result.pop("details")
-    eval_services.evaluation_succeed(run_id=run_id, metrics=result)
+    eval_services.evaluation_succeed(run_id=run.pk, metrics=result)
+
+
+@shared_task(soft_time_limit=12 * 3600, time_limit=12 * 3600 + 300)
+def distill_assistant(run_id: int) -> None:
+    """Context-distil an assistant (training/distill.py) and register it, not yet in use."""
+    _run(run_id, _distill)
+
+
+def _distill(run: Run, progress: Progress) -> None:
+    from training.distill import DistillConfig, fit
+
+    out = _out_dir(settings.LAB_ASSISTANT_DIR, run)
+    result = fit(DistillConfig(**{**run.config, "out": str(out)}), progress=progress)
+    distill_services.distillation_succeed(run_id=run.pk, metrics=result, model_dir=str(out))
+
+
+@shared_task(soft_time_limit=2 * 3600, time_limit=2 * 3600 + 300)
+def export_data(run_id: int) -> None:
+    """Write an export (labeling/exports.py) to the export folder, streaming."""
+    _run(run_id, _export)
+
+
+def _export(run: Run, progress: Progress) -> None:
+    from labeling.services.exports import export_run
+
+    export_run(run=run, progress=progress)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from labeling.models import CandidateResponse, ModelVersion, TrainingRun
+from labeling.models import CandidateResponse, ModelVersion, Run
 from labeling.services import conversations as svc
 from labeling.services import training as train_services
 from tests.conftest import wait_for
@@ -48,10 +48,10 @@ def test_a_real_worker_trains_and_registers_a_preference_model(
 
     def finished():
         run.refresh_from_db()
-        return run.status in {TrainingRun.Status.SUCCEEDED, TrainingRun.Status.FAILED}
+        return run.status in {Run.Status.SUCCEEDED, Run.Status.FAILED}
 
     wait_for(finished, timeout=180, proc=celery_worker_process, what="the training run")
-    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    assert run.status == Run.Status.SUCCEEDED, run.error
     assert run.progress == 1.0
     version = ModelVersion.objects.get(training_run=run)
     assert version.kind == ModelVersion.Kind.PREFERENCE and version.is_active

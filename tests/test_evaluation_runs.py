@@ -7,7 +7,7 @@ import json
 import pytest
 from django.urls import reverse
 
-from labeling.models import EvaluationRun, ModelVersion
+from labeling.models import ModelVersion, Run
 from labeling.services.evaluation import EvaluationUnavailable, evaluation_request
 from labeling.tasks import evaluate_model_version
 from models_backend.loading import load_causal_lm
@@ -45,15 +45,15 @@ def test_a_researcher_evaluates_a_model_version_from_the_panel_on_a_real_worker(
 ):
     client.force_login(researcher)
     page = post_action(client, "evaluate_hhh", tiny_assistant).content.decode()
-    run = EvaluationRun.objects.get()
+    run = Run.objects.get()
     assert f"Queued evaluation run {run.pk}" in page and run.requested_by == researcher
 
     def finished():
         run.refresh_from_db()
-        return run.status in {EvaluationRun.Status.SUCCEEDED, EvaluationRun.Status.FAILED}
+        return run.status in {Run.Status.SUCCEEDED, Run.Status.FAILED}
 
     wait_for(finished, timeout=180, proc=celery_worker_process, what="the evaluation run")
-    assert run.status == EvaluationRun.Status.SUCCEEDED, run.error
+    assert run.status == Run.Status.SUCCEEDED, run.error
     expected = evaluate_hhh(load_causal_lm("tiny-random", device="cpu"), load_tasks(hhh_tasks))
     assert run.metrics["scoring"] == expected["scoring"]
     assert run.metrics["examples"] == 3 and run.progress == 1.0
@@ -73,7 +73,7 @@ def test_the_panel_refuses_to_queue_an_evaluation_without_task_files(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         page = post_action(client, "evaluate_hhh", tiny_assistant).content.decode()
     assert "Set LAB_HHH_TASKS" in page
-    assert not EvaluationRun.objects.exists() and not callbacks
+    assert not Run.objects.exists() and not callbacks
     settings.LAB_HHH_TASKS = "/no/such/folder"
     with pytest.raises(EvaluationUnavailable, match="does not exist"):
         evaluation_request(model_version=tiny_assistant)
@@ -87,7 +87,7 @@ def test_a_prompted_assistant_is_evaluated_with_its_prompt(db, hhh_tasks):
     evaluate_model_version(run.pk)  # the task body, in this process
     run.refresh_from_db()
     # the HHH prompt is prepended: longer than the tiny model's 2,048 positions
-    assert run.status == EvaluationRun.Status.FAILED
+    assert run.status == Run.Status.FAILED
     assert "TooLong" in run.error and "this model reads 2048" in run.error
 
 
@@ -100,7 +100,7 @@ def test_a_preference_model_is_evaluated_by_its_rewards(db, hhh_tasks, tmp_path)
     run = evaluation_request(model_version=version)
     evaluate_model_version(run.pk)
     run.refresh_from_db()
-    assert run.status == EvaluationRun.Status.SUCCEEDED, run.error
+    assert run.status == Run.Status.SUCCEEDED, run.error
     assert set(run.metrics["scoring"]) == {"reward"}
     assert set(run.metrics["scoring"]["reward"]["by_category"]) == {"helpful", "honest"}
     version.refresh_from_db()
@@ -115,5 +115,5 @@ def test_an_evaluation_that_fails_is_marked_failed_with_the_reason(db, hhh_tasks
     evaluate_model_version(run.pk)
     evaluate_model_version(run.pk)  # a second delivery finds nothing to claim
     run.refresh_from_db()
-    assert run.status == EvaluationRun.Status.FAILED
+    assert run.status == Run.Status.FAILED
     assert "no-such-model-dir" in run.error and run.finished_at is not None

@@ -84,3 +84,35 @@ def test_a_red_team_comparison_migrates_to_a_judgment_exported_with_the_other_re
     call_command("export_preferences", "--campaign", "helpful", "-o", str(out))
     [row] = [json.loads(line) for line in out.read_text().splitlines()]
     assert row["chosen"].endswith("Assistant: I'd rather not.")  # picked as better: unchanged
+
+
+def test_training_and_evaluation_runs_become_runs_and_models_still_name_theirs():
+    old = migrate([("labeling", "0012_report_once_disagreement_spread")])
+    ModelVersion = old.get_model("labeling", "ModelVersion")
+    TrainingRun = old.get_model("labeling", "TrainingRun")
+    EvaluationRun = old.get_model("labeling", "EvaluationRun")
+    training = [
+        TrainingRun.objects.create(status="succeeded", progress=1.0, metrics={"eval_accuracy": a})
+        for a in (0.6, 0.7)
+    ]
+    pm = ModelVersion.objects.create(
+        name="pm-run-2", kind="preference", spec="/pm", training_run=training[1]
+    )
+    EvaluationRun.objects.create(
+        model_version=pm, status="failed", error="no tasks", config={"limit": 3}
+    )
+
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+    from labeling.models import ModelVersion as NewModelVersion
+    from labeling.models import Run
+
+    pm = NewModelVersion.objects.get(name="pm-run-2")
+    assert pm.training_run.kind == "preference"
+    assert pm.training_run.metrics == {"eval_accuracy": 0.7}
+    evaluation = Run.objects.get(kind="evaluation")
+    assert evaluation.model_version == pm and evaluation.error == "no tasks"
+    assert evaluation.config == {"limit": 3, "benchmark": "hhh"}
+    assert Run.objects.filter(kind="preference").count() == 2
+    new = Run.objects.create(kind="export")  # the id sequence moved past the copied ids
+    assert new.pk > max(run.pk for run in Run.objects.exclude(pk=new.pk))

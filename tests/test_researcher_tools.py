@@ -2,7 +2,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from labeling.models import TrainingRun
+from labeling.models import Run
 from labeling.services import conversations as svc
 from tests.factories import finish_candidates
 
@@ -21,7 +21,7 @@ def two_comparisons(campaign, owner):
 def test_request_training_needs_two_usable_comparisons(campaign):
     with pytest.raises(CommandError, match="at least 2 usable judgments"):
         call_command("request_training")
-    assert not TrainingRun.objects.exists()
+    assert not Run.objects.exists()
 
 
 def test_request_training_queues_a_run_with_the_given_overrides(
@@ -29,8 +29,8 @@ def test_request_training_queues_a_run_with_the_given_overrides(
 ):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         call_command("request_training", "--model", "tiny-random", "--epochs", "2")
-    run = TrainingRun.objects.get()
-    assert run.status == TrainingRun.Status.QUEUED
+    run = Run.objects.get()
+    assert run.status == Run.Status.QUEUED
     assert run.config["model"] == "tiny-random" and run.config["epochs"] == 2
     assert len(callbacks) == 1
 
@@ -45,7 +45,7 @@ def test_a_researcher_queues_training_from_the_admin(
             {"action": "train_preference_model", "_selected_action": [tiny_assistant.pk]},
         )
     assert response.status_code == 302
-    run = TrainingRun.objects.get()
+    run = Run.objects.get()
     assert run.config["model"] == "tiny-random" and run.requested_by == researcher
 
 
@@ -79,13 +79,16 @@ def test_seed_demo_creates_logins_and_a_campaign_of_each_task_type_twice_without
 
 
 def test_the_admin_shows_training_progress_as_a_bar(client, researcher):
-    TrainingRun.objects.create(
-        status=TrainingRun.Status.RUNNING, progress=0.42, metrics={"eval_accuracy": 0.61}
+    Run.objects.create(
+        kind=Run.Kind.PREFERENCE,
+        status=Run.Status.RUNNING,
+        progress=0.42,
+        metrics={"eval_accuracy": 0.61},
     )
     client.force_login(researcher)
-    page = client.get(reverse("admin:labeling_trainingrun_changelist")).content.decode()
+    page = client.get(reverse("admin:labeling_run_changelist")).content.decode()
     assert '<progress max="100" value="42"></progress> 42%' in page
-    assert "0.610" in page
+    assert "accuracy 0.610" in page
 
 
 def test_the_campaign_admin_shows_every_setting_in_its_groups(client, researcher):
