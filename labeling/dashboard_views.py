@@ -1,0 +1,28 @@
+"""The panel's campaign dashboard, its activity plot, and the item viewer (staff only)."""
+
+from __future__ import annotations
+
+from django.shortcuts import render
+
+from labeling import dashboard_selectors, panel_item_selectors, panel_plots, plots
+from labeling.panel_access import researcher_required
+
+
+@researcher_required
+def dashboard(request, slug: str):
+    campaign = dashboard_selectors.get_campaign(slug)
+    figures = dashboard_selectors.campaign_dashboard(campaign)
+    return render(request, "panel/dashboard.html", {"area": "campaigns", "d": figures})
+
+
+@researcher_required
+def activity_svg(request, slug: str):
+    campaign = dashboard_selectors.get_campaign(slug)
+    activity = dashboard_selectors.activity(campaign)
+    return plots.svg_response(panel_plots.activity_figure(activity))
+
+
+@researcher_required
+def item(request, item_id: int):
+    detail = panel_item_selectors.item_detail(item_id)
+    return render(request, "panel/item.html", {"area": "campaigns", "detail": detail})

@@ -1,0 +1,26 @@
+"""The panel's preference-model history: the table, the history plot, reliability diagrams."""
+
+from __future__ import annotations
+
+from django.shortcuts import render
+
+from labeling import model_selectors, panel_plots, plots
+from labeling.panel_access import researcher_required
+
+
+@researcher_required
+def models(request):
+    rows = model_selectors.preference_models()
+    return render(request, "panel/models.html", {"area": "models", "rows": rows})
+
+
+@researcher_required
+def history_svg(request):
+    return plots.svg_response(panel_plots.history_figure(model_selectors.preference_models()))
+
+
+@researcher_required
+def reliability_svg(request, version_id: int):
+    version = model_selectors.get_preference_model(version_id)
+    bins = model_selectors.reliability_bins(version)
+    return plots.svg_response(panel_plots.reliability_figure(bins, title=version.name))

@@ -1,0 +1,103 @@
+"""The figures of the panel's dashboard and preference-model pages, drawn from the
+selectors' dataclasses (the same values the pages print). Served as SVG by the views
+through ``labeling.plots``."""
+
+from __future__ import annotations
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+from labeling.dashboard_selectors import Activity
+from labeling.model_selectors import PreferenceModelRow
+from labeling.plots import ACCENT, INK, MUTED, empty, figure
+
+HHH_COLOUR = "#b4531c"  # the HHH evaluation, apart from the held-out accuracy's accent
+
+
+def activity_figure(activity: Activity) -> Figure:
+    """Answers per hour over the last 48 hours (top) and per day over 30 days (bottom)."""
+    fig = figure(7.0, 4.2)
+    if not any(activity.daily) and not any(activity.hourly):
+        return empty(fig, "No judgments yet")
+    hours, days = fig.subplots(2, 1)
+    n = len(activity.hourly)
+    hours.bar(range(n), activity.hourly, width=0.85, color=ACCENT)
+    ticks = list(range(n - 1, -1, -6))
+    hours.set_xticks(ticks, ["now" if t == n - 1 else f"−{n - 1 - t}h" for t in ticks])
+    hours.set_title("Judgments per hour, last 48 hours", loc="left", fontsize=10, color=INK)
+    days.bar(range(len(activity.daily)), activity.daily, width=0.85, color=ACCENT)
+    every = list(range(len(activity.days) - 1, -1, -7))
+    days.set_xticks(every, [activity.days[i].strftime("%d %b") for i in every])
+    days.set_title("Judgments per day, last 30 days", loc="left", fontsize=10, color=INK)
+    for ax in (hours, days):
+        _style(ax)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
+    return fig
+
+
+def history_figure(rows: list[PreferenceModelRow]) -> Figure:
+    """Held-out accuracy (with its Wilson interval) and HHH accuracy of each PM version,
+    in order of creation; the length baseline for scale."""
+    fig = figure(7.0, 3.2)
+    if not any(r.accuracy is not None or r.hhh is not None for r in rows):
+        return empty(fig, "No preference models with figures yet")
+    ax = fig.subplots()
+    x = range(len(rows))
+    held = [(i, r) for i, r in zip(x, rows, strict=True) if r.accuracy is not None]
+    if held:
+        ax.errorbar(
+            [i for i, _ in held],
+            [r.accuracy for _, r in held],
+            yerr=_interval_errors([r for _, r in held]),
+            color=ACCENT,
+            marker="o",
+            capsize=3,
+            label="held-out accuracy",
+        )
+    baseline = [(i, r.length_baseline) for i, r in zip(x, rows, strict=True) if r.length_baseline]
+    if baseline:
+        ax.plot(*zip(*baseline, strict=True), color=MUTED, linestyle=":", label="length baseline")
+    hhh = [(i, r.hhh.accuracy) for i, r in zip(x, rows, strict=True) if r.hhh is not None]
+    if hhh:
+        ax.plot(*zip(*hhh, strict=True), color=HHH_COLOUR, marker="s", label="HHH evaluation")
+    names = [r.version.name + (" ★" if r.version.is_active else "") for r in rows]
+    ax.set_xticks(list(x), names, rotation=30 if len(rows) > 4 else 0, ha="right")
+    ax.set_ylim(0, 1)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.axhline(0.5, color=MUTED, linewidth=0.6)  # chance on pairs
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    _style(ax)
+    return fig
+
+
+def reliability_figure(bins: list[dict], *, title: str) -> Figure:
+    """Observed frequency against mean predicted P(A > B) per bin, with each bin's count
+    (``training.pm_metrics.reliability_bins``)."""
+    fig = figure(3.6, 3.4)
+    if not bins:
+        return empty(fig, "No reliability bins in its metrics")
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color=MUTED, linestyle="--", linewidth=0.8)
+    ax.plot([b["p"] for b in bins], [b["y"] for b in bins], color=ACCENT, marker="o")
+    for b in bins:
+        ax.annotate(
+            str(b["n"]), (b["p"], b["y"]), textcoords="offset points", xytext=(4, -10), fontsize=7
+        )
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted P(A > B)", ylabel="observed")
+    ax.set_title(title, loc="left", fontsize=10, color=INK)
+    _style(ax)
+    return fig
+
+
+def _interval_errors(rows: list[PreferenceModelRow]) -> list[list[float]]:
+    """matplotlib's yerr: distances below and above each accuracy (0 without an interval)."""
+    below = [r.accuracy - r.interval[0] if r.interval else 0.0 for r in rows]
+    above = [r.interval[1] - r.accuracy if r.interval else 0.0 for r in rows]
+    return [below, above]
+
+
+def _style(ax) -> None:
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.tick_params(colors=MUTED, labelsize=8)
+    ax.xaxis.label.set_color(MUTED)
+    ax.yaxis.label.set_color(MUTED)
