@@ -13,8 +13,6 @@ from labeling import exports
 from labeling.models import Campaign, Run
 from labeling.services import runs
 
-FOLDER_FORMATS = {"datasets"}  # written as a folder, offered as a .zip of it
-
 
 def export_request(
     *,
@@ -26,6 +24,8 @@ def export_request(
 ) -> Run:
     if fmt not in exports.FORMATS:
         raise ValidationError(f"Unknown format {fmt!r}; known: {', '.join(exports.FORMATS)}.")
+    if include_weakest and not exports.FORMATS[fmt].weakest:
+        include_weakest = False  # the format has no weakest level to leave out
     if campaign_slug and not Campaign.objects.filter(slug=campaign_slug).exists():
         raise ValidationError(f"There is no campaign {campaign_slug!r}.")
     config = {
@@ -42,10 +42,11 @@ def export_run(*, run: Run, progress) -> Run:
     takes (fraction, info); rows are counted while the total is unknown."""
     config = run.config
     fmt = config["format"]
+    folder = exports.FORMATS[fmt].folder  # written as a folder, offered as a .zip of it
     root = Path(settings.LAB_EXPORT_DIR)
     root.mkdir(parents=True, exist_ok=True)
     name = f"export-{run.pk}-{fmt}"
-    path = root / (name if fmt in FOLDER_FORMATS else f"{name}.jsonl")
+    path = root / (name if folder else f"{name}.jsonl")
 
     def rows_done(done: int, total: int | None) -> None:
         fraction = min(done / total, 0.99) if total else 0.0
@@ -60,7 +61,8 @@ def export_run(*, run: Run, progress) -> Run:
         progress=rows_done,
     )
     download = path
-    if fmt in FOLDER_FORMATS:
-        download = Path(shutil.make_archive(str(path), "zip", root_dir=path))
+    if folder:  # zipped under a temporary name, renamed once whole (as the export itself)
+        download = path.with_name(f"{path.name}.zip")
+        Path(shutil.make_archive(f"{path}.partial", "zip", root_dir=path)).replace(download)
     metrics = {"rows": result.rows, "bytes": download.stat().st_size, "format": fmt}
     return runs.run_succeed(run_id=run.pk, metrics=metrics, output=str(download))
