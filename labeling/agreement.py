@@ -145,12 +145,17 @@ def bootstrap(
     items, inverse = np.unique(overlap.items, return_inverse=True)
     if not len(items):
         return None
-    rows = [np.flatnonzero(inverse == i) for i in range(len(items))]
+    by_item = np.argsort(inverse, kind="stable")  # units grouped by item
+    sizes = np.bincount(inverse)
+    starts = np.cumsum(sizes) - sizes
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(resamples):
         drawn = rng.integers(len(items), size=len(items))
-        index = np.concatenate([rows[i] for i in drawn])
+        # The units of the drawn items, in one vectorised gather.
+        n = sizes[drawn]
+        offsets = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+        index = by_item[np.repeat(starts[drawn], n) + offsets]
         sample = Table(overlap.counts[index], overlap.items[index], table.scale)
         if (value := stat(sample)) is not None and np.isfinite(value):
             values.append(value)

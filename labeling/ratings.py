@@ -68,15 +68,8 @@ def bradley_terry(
     """Maximum-likelihood (ridge-penalised, see the module) strengths of the models in
     ``battles``; ``covariates``: one row of features per battle (e.g. ``[length_feature]``),
     each with a coefficient of its own, returned in ``Fit.coefficients``."""
-    models, design, outcome = _design(battles, covariates)
-    m = len(models)
-    theta = _maximise(design, outcome, ridge)
-    strengths = theta[:m] - theta[:m].mean()
-    ranked = sorted(zip(models, strengths, strict=True), key=lambda pair: -pair[1])
-    return Fit(
-        strengths={model: float(s) for model, s in ranked},
-        coefficients=tuple(float(b) for b in theta[m:]),
-    )
+    models, design, outcome, counts, _ = _collapsed(battles, covariates)
+    return _fit(models, design, outcome, counts, ridge)
 
 
 def bootstrap_intervals(
@@ -89,18 +82,15 @@ def bootstrap_intervals(
 ) -> dict[Hashable, tuple[float, float]]:
     """95% percentile intervals of each model's strength over ``resamples`` fits to battles
     drawn with replacement (Chatbot Arena's 100). A model absent from a resample is left out
-    of that resample's percentiles."""
-    battles = list(battles)
-    covariates = None if covariates is None else np.asarray(covariates, dtype=float)
+    of that resample's fit and percentiles (it would otherwise sit at the ridge's 0)."""
+    models, design, outcome, _, row_of = _collapsed(battles, covariates)
+    n = len(row_of)
     rng = np.random.default_rng(seed)
     draws: dict[Hashable, list[float]] = {}
     for _ in range(resamples):
-        index = rng.integers(len(battles), size=len(battles))
-        sample = [battles[k] for k in index]
-        fit = bradley_terry(
-            sample, covariates=None if covariates is None else covariates[index], ridge=ridge
-        )
-        for model, strength in fit.strengths.items():
+        drawn = np.bincount(rng.integers(n, size=n), minlength=n)
+        weights = np.bincount(row_of, weights=drawn, minlength=len(outcome))
+        for model, strength in _fit(models, design, outcome, weights, ridge).strengths.items():
             draws.setdefault(model, []).append(strength)
     intervals = {}
     for model, values in draws.items():
@@ -109,9 +99,11 @@ def bootstrap_intervals(
     return intervals
 
 
-def _design(battles, covariates) -> tuple[list, np.ndarray, np.ndarray]:
-    """(models in order of first appearance, the design matrix (battles, models +
-    covariates): +1 for i, -1 for j, then the covariates; the outcomes)."""
+def _collapsed(battles, covariates):
+    """(models in order of first appearance, the distinct rows of the design matrix — +1 for
+    i, -1 for j, then the covariates — their outcomes, how many battles each row stands
+    for, and each battle's row). Identical battles become one weighted row: without
+    covariates a few dozen rows stand for any number of battles."""
     if not battles:
         raise ValueError("no battles to fit")
     models = list(dict.fromkeys(m for i, j, _ in battles for m in (i, j)))
@@ -119,32 +111,51 @@ def _design(battles, covariates) -> tuple[list, np.ndarray, np.ndarray]:
     x = np.zeros((len(battles), 0)) if covariates is None else np.asarray(covariates, float)
     if x.ndim != 2 or len(x) != len(battles):
         raise ValueError("covariates need one row per battle")
-    design = np.zeros((len(battles), len(models) + x.shape[1]))
-    outcome = np.empty(len(battles))
+    rows = np.zeros((len(battles), len(models) + x.shape[1] + 1))
     for row, (i, j, y) in enumerate(battles):
         if i == j:
             raise ValueError(f"a model cannot battle itself ({i!r})")
         if y not in (0, 0.5, 1):
             raise ValueError("an outcome is 1, 0 or 0.5")
-        design[row, index[i]], design[row, index[j]] = 1.0, -1.0
-        outcome[row] = y
-    design[:, len(models) :] = x
-    return models, design, outcome
+        rows[row, index[i]], rows[row, index[j]], rows[row, -1] = 1.0, -1.0, y
+    rows[:, len(models) : -1] = x
+    distinct, row_of, counts = np.unique(rows, axis=0, return_inverse=True, return_counts=True)
+    return models, distinct[:, :-1], distinct[:, -1], counts.astype(float), row_of.reshape(-1)
 
 
-def _maximise(design: np.ndarray, outcome: np.ndarray, ridge: float) -> np.ndarray:
-    """The penalised log-likelihood's maximum. Newton steps in a trust region (the Hessian is
-    small: one row and column per model and covariate), convex, so any start will do."""
+def _fit(models, design, outcome, weights, ridge) -> Fit:
+    """The fit of the weighted rows, over the models that appear in a row of weight > 0."""
+    m = len(models)
+    used = weights > 0
+    present = np.abs(design[used, :m]).sum(axis=0) > 0
+    columns = np.concatenate([present, np.ones(design.shape[1] - m, dtype=bool)])
+    theta = _maximise(design[used][:, columns], outcome[used], weights[used], ridge)
+    k = int(present.sum())
+    strengths = theta[:k] - theta[:k].mean()
+    names = [model for model, here in zip(models, present, strict=True) if here]
+    ranked = sorted(zip(names, strengths, strict=True), key=lambda pair: -pair[1])
+    return Fit(
+        strengths={model: float(s) for model, s in ranked},
+        coefficients=tuple(float(b) for b in theta[k:]),
+    )
+
+
+def _maximise(
+    design: np.ndarray, outcome: np.ndarray, weights: np.ndarray, ridge: float
+) -> np.ndarray:
+    """The penalised weighted log-likelihood's maximum. Newton steps in a trust region (the
+    Hessian is small: one row and column per model and covariate); convex, so any start
+    will do."""
 
     def loss(theta):
         z = design @ theta
-        # -log-likelihood of fractional outcomes: log(1 + e^z) - y z
-        value = np.logaddexp(0.0, z).sum() - outcome @ z + ridge / 2 * theta @ theta
-        return value, design.T @ (expit(z) - outcome) + ridge * theta
+        # -log-likelihood of fractional outcomes: log(1 + e^z) - y z, per row
+        value = weights @ (np.logaddexp(0.0, z) - outcome * z) + ridge / 2 * theta @ theta
+        return value, design.T @ (weights * (expit(z) - outcome)) + ridge * theta
 
     def hessian(theta):
         p = expit(design @ theta)
-        weighted = design * (p * (1 - p))[:, None]
+        weighted = design * (weights * p * (1 - p))[:, None]
         return design.T @ weighted + ridge * np.eye(len(theta))
 
     start = np.zeros(design.shape[1])

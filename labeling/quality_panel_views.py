@@ -1,0 +1,162 @@
+"""The panel's Quality page (agreement, bias, workers with pause and lift) and the
+Leaderboard (model strengths, with a plot): parse, call one service or selector, render."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET, require_POST
+
+from labeling import plots
+from labeling import quality_panel_selectors as selectors
+from labeling.gate import go
+from labeling.models import Campaign, Pause
+from labeling.panel_access import researcher_required
+from labeling.services.quality import MAX_NOTE_CHARS, pause_create, pause_lift
+
+QUALITY = "panel/quality.html"
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        max_length=MAX_NOTE_CHARS,
+        error_messages={
+            "required": "Say why: it is kept with the pause.",
+            "max_length": f"Keep the reason under {MAX_NOTE_CHARS} characters.",
+        },
+    )
+
+
+class PauseForm(ReasonForm):
+    worker = forms.ModelChoiceField(
+        get_user_model().objects.all(), error_messages={"invalid_choice": "No such worker."}
+    )
+
+
+@researcher_required
+@require_GET
+def quality(request, slug: str):
+    campaign = get_object_or_404(Campaign, slug=slug)
+    context = {
+        "area": "campaigns",
+        "campaign": campaign,
+        "agreement": selectors.campaign_agreement(campaign),
+        "bias": selectors.campaign_bias(campaign),
+        "rows": selectors.worker_rows(campaign),
+    }
+    return render(request, QUALITY, context)
+
+
+@researcher_required
+@require_POST
+def worker_pause(request, slug: str):
+    campaign = get_object_or_404(Campaign, slug=slug)
+    form = PauseForm(request.POST)
+    if not form.is_valid():
+        return _after(request, campaign, form.cleaned_data.get("worker"), _errors(form))
+    worker = form.cleaned_data["worker"]
+    try:
+        pause_create(
+            campaign=campaign, worker=worker, reason=form.cleaned_data["reason"], by=request.user
+        )
+    except ValidationError as exc:
+        return _after(request, campaign, worker, " ".join(exc.messages))
+    return _after(request, campaign, worker, "", done=f"{worker} is paused.")
+
+
+@researcher_required
+@require_POST
+def worker_unpause(request, slug: str, pause_id: int):
+    campaign = get_object_or_404(Campaign, slug=slug)
+    pause = get_object_or_404(
+        Pause.objects.select_related("worker"), pk=pause_id, campaign=campaign
+    )
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        return _after(request, campaign, pause.worker, _errors(form))
+    try:
+        pause_lift(pause=pause, by=request.user, reason=form.cleaned_data["reason"])
+    except ValidationError as exc:
+        return _after(request, campaign, pause.worker, " ".join(exc.messages))
+    return _after(request, campaign, pause.worker, "", done=f"{pause.worker} may go on.")
+
+
+def _after(request, campaign: Campaign, worker, error: str, done: str = ""):
+    """htmx: the worker's row again, with the error or what was done; without JavaScript
+    (or without a row to show): back to the page with a message."""
+    rows = selectors.worker_rows(campaign, worker=worker) if worker is not None else []
+    if request.htmx and rows:
+        context = {"campaign": campaign, "row": rows[0], "error": error, "done": done}
+        return render(request, f"{QUALITY}#worker_row", context)
+    if error:
+        messages.error(request, f"{worker}: {error}" if worker else error)
+    else:
+        messages.success(request, done)
+    return go(request, "panel:quality", slug=campaign.slug)
+
+
+def _errors(form: forms.Form) -> str:
+    return " ".join(e for errors in form.errors.values() for e in errors)
+
+
+@researcher_required
+@require_GET
+def leaderboard(request):
+    campaign = _campaign_or_none(request)
+    context = {
+        "area": "leaderboard",
+        "campaign": campaign,
+        "campaigns": Campaign.objects.order_by("name"),
+        "board": selectors.leaderboard(campaign),
+    }
+    return render(request, "panel/leaderboard.html", context)
+
+
+@researcher_required
+@require_GET
+def leaderboard_plot(request):
+    board = selectors.leaderboard(_campaign_or_none(request))
+    return plots.svg_response(_strengths_figure(board))
+
+
+def _campaign_or_none(request) -> Campaign | None:
+    slug = request.GET.get("campaign")
+    return get_object_or_404(Campaign, slug=slug) if slug else None
+
+
+def _strengths_figure(board: selectors.Leaderboard):
+    """Each model's strength (Elo-like points) with its 95% interval, plain and
+    length-controlled, strongest on top."""
+    rows = board.rows
+    fig = plots.figure(5.5, max(2.0, 0.5 * len(rows) + 1.2))  # narrow: legible on a phone
+    if not rows:
+        return plots.empty(fig, "No battles yet: judgments of two different models")
+    ax = fig.add_subplot()
+    ys = range(len(rows))[::-1]
+    series = [
+        ("plain", plots.ACCENT, "o", 0.12, lambda r: (r.points, r.points_interval)),
+        ("length-controlled", plots.MUTED, "s", -0.12, _controlled),
+    ]
+    for label, colour, marker, shift, read in series:
+        values = [read(r) for r in rows]
+        x = [v for v, _ in values]
+        err = [
+            [v - (i or (v, v))[0] for v, i in values],
+            [(i or (v, v))[1] - v for v, i in values],
+        ]
+        ax.errorbar(
+            x, [y + shift for y in ys], xerr=err, fmt=marker, color=colour, capsize=3, label=label
+        )
+    ax.set_yticks(list(ys), [r.model.name for r in rows], color=plots.INK)
+    ax.axvline(1000, color=plots.MUTED, linewidth=0.8, linestyle=":")
+    ax.set_xlabel("strength (Elo-like points; mean model 1000)", color=plots.INK)
+    ax.legend(loc="lower right", fontsize="small", frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+def _controlled(row: selectors.LeaderboardRow):
+    return row.controlled_points, row.controlled_points_interval
