@@ -4,7 +4,11 @@ By default only judgments that count as data are exported (``selectors.current_j
 With ``include_checks`` the others come too: answers to gold checks, judgments of workers
 paused in their campaign and answers given in qualification quizzes, each row with
 ``"excluded": "gold" | "paused" | "quiz"`` (``null`` on the rows that count). The field is
-only there with ``include_checks``, so a default export keeps its layout."""
+only there with ``include_checks``, so a default export keeps its layout.
+
+Every generator reads the database in chunks of ``CHUNK_SIZE`` rows (``.iterator`` with its
+prefetches done per chunk) and yields as it reads: an export holds one chunk in memory,
+whatever its size. ``labeling.exports`` writes them to files."""
 
 from __future__ import annotations
 
@@ -28,8 +32,12 @@ from models_backend.dialogue import ASSISTANT, HUMAN, Message, Pair, format_pair
 from training.comparisons import Ranking
 from training.questions import ranked_responses
 
+CHUNK_SIZE = 500  # rows read from the database at a time (and prefetched together)
 
-def _judgments(*, include_weakest: bool, campaign_slug: str | None, include_checks: bool):
+
+def exported_judgments(*, include_weakest: bool, campaign_slug: str | None, include_checks: bool):
+    """The judgments an export reads (``current_judgments``; marked with ``include_checks``),
+    their entries and candidates prefetched in position order."""
     qs = current_judgments(
         include_weakest=include_weakest, campaign_slug=campaign_slug, include_checks=include_checks
     )
@@ -50,10 +58,10 @@ def lab_export_rows(
     answer as asked, chosen/rejected as the question maps them, and the provenance (read
     back by ``import_preferences --format lab`` and ``training.loaders`` format "lab").
     ``include_checks``: then every quiz answer, marked (see the module's docstring)."""
-    qs = _judgments(
+    qs = exported_judgments(
         include_weakest=include_weakest, campaign_slug=campaign_slug, include_checks=include_checks
     ).select_related("campaign", "recorded_by")
-    for judgment in qs.iterator(chunk_size=500):
+    for judgment in qs.iterator(chunk_size=CHUNK_SIZE):
         context = dialogue_before(judgment.item)
         texts, order = judgment_shown(judgment)
         ranking = judgment_ranking(judgment, context)
@@ -87,7 +95,7 @@ def lab_export_rows(
 def _quiz_lab_rows(*, include_weakest: bool, campaign_slug: str | None):
     """The lab layout for quiz answers: no judgment id; ``quiz_answer``, ``gold_item`` and
     ``correct`` say what it was."""
-    for answer, campaign, context, texts, ranking in _quiz(
+    for answer, campaign, context, texts, ranking in exported_quiz_answers(
         include_weakest=include_weakest, campaign_slug=campaign_slug
     ):
         row = {
@@ -111,10 +119,10 @@ def _quiz_lab_rows(*, include_weakest: bool, campaign_slug: str | None):
         yield _marked(row, True, "quiz")
 
 
-def _quiz(*, include_weakest: bool, campaign_slug: str | None):
+def exported_quiz_answers(*, include_weakest: bool, campaign_slug: str | None):
     """(answer, campaign, context, texts in the order shown, ranking) per quiz answer; the
     weakest level is left out as for judgments unless ``include_weakest``."""
-    for answer in quiz_answers(campaign_slug=campaign_slug).iterator(chunk_size=200):
+    for answer in quiz_answers(campaign_slug=campaign_slug).iterator(chunk_size=CHUNK_SIZE):
         if answer.strength == 1 and not include_weakest:
             continue
         campaign = answer.attempt.campaign
@@ -130,16 +138,18 @@ def hh_rlhf_rows(
 ):
     """``--format hh-rlhf``: {"chosen", "rejected"} transcripts per current judgment of two
     responses (chosen: preferred under the question asked)."""
-    qs = _judgments(
+    qs = exported_judgments(
         include_weakest=include_weakest, campaign_slug=campaign_slug, include_checks=include_checks
     )
-    for judgment in qs.iterator(chunk_size=500):
+    for judgment in qs.iterator(chunk_size=CHUNK_SIZE):
         ranking = judgment_ranking(judgment)
         if len(ranking.responses) == 2:
             row = format_pair(Pair(list(ranking.context), *ranking.responses))
             yield _marked(row, include_checks, check_mark(judgment) if include_checks else None)
     if include_checks:
-        for *_, ranking in _quiz(include_weakest=include_weakest, campaign_slug=campaign_slug):
+        for *_, ranking in exported_quiz_answers(
+            include_weakest=include_weakest, campaign_slug=campaign_slug
+        ):
             if len(ranking.responses) == 2:
                 row = format_pair(Pair(list(ranking.context), *ranking.responses))
                 yield _marked(row, True, "quiz")
@@ -148,16 +158,16 @@ def hh_rlhf_rows(
 def rankings_export_rows(*, campaign_slug: str | None = None, include_checks: bool = False):
     """``--format rankings``: {"context", "responses" preferred first[, "scores"]} per
     current judgment of three or more responses (read by ``training.loaders``)."""
-    qs = _judgments(
+    qs = exported_judgments(
         include_weakest=True, campaign_slug=campaign_slug, include_checks=include_checks
     )
-    for judgment in qs.iterator(chunk_size=500):
+    for judgment in qs.iterator(chunk_size=CHUNK_SIZE):
         ranking = judgment_ranking(judgment)
         if len(ranking.responses) >= 3:
             mark = check_mark(judgment) if include_checks else None
             yield _marked(_ranking_row(ranking), include_checks, mark)
     if include_checks:
-        for *_, ranking in _quiz(include_weakest=True, campaign_slug=campaign_slug):
+        for *_, ranking in exported_quiz_answers(include_weakest=True, campaign_slug=campaign_slug):
             if len(ranking.responses) >= 3:
                 yield _marked(_ranking_row(ranking), True, "quiz")
 
@@ -177,20 +187,8 @@ def red_team_rows(*, campaign_slug: str | None = None, include_checks: bool = Fa
     a pseudonymous member id. Fields the lab does not measure are null. The conversations
     of workers paused in the campaign are left out, as their judgments are, unless
     ``include_checks`` (marked "paused")."""
-    qs = (
-        Conversation.objects.filter(
-            campaign__kind=Campaign.Kind.RED_TEAM,
-            status=Conversation.Status.FINISHED,
-            worker__isnull=False,  # a worker's attempt, not a gold item's holder
-        )
-        .annotate(is_paused=worker_paused())
-        .select_related("campaign", "worker")
-    )
-    if not include_checks:
-        qs = qs.filter(is_paused=False)
-    if campaign_slug:
-        qs = qs.filter(campaign__slug=campaign_slug)
-    for conversation in qs.order_by("pk").iterator(chunk_size=200):
+    qs = red_team_conversations(campaign_slug=campaign_slug, include_checks=include_checks)
+    for conversation in qs.iterator(chunk_size=CHUNK_SIZE):
         turns = [t for t in conversation_turns(conversation) if t.chosen_id is not None]
         messages = dialogue_before(turns[-1]) + [Message(ASSISTANT, turns[-1].chosen.text)]
         models = {
@@ -212,6 +210,25 @@ def red_team_rows(*, campaign_slug: str | None = None, include_checks: bool = Fa
             "conversation_id": conversation.pk,
         }
         yield _marked(row, include_checks, "paused" if conversation.is_paused else None)
+
+
+def red_team_conversations(*, campaign_slug: str | None = None, include_checks: bool = False):
+    """The finished red-team conversations ``red_team_rows`` writes, oldest first; each
+    annotated ``is_paused``."""
+    qs = (
+        Conversation.objects.filter(
+            campaign__kind=Campaign.Kind.RED_TEAM,
+            status=Conversation.Status.FINISHED,
+            worker__isnull=False,  # a worker's attempt, not a gold item's holder
+        )
+        .annotate(is_paused=worker_paused())
+        .select_related("campaign", "worker")
+    )
+    if not include_checks:
+        qs = qs.filter(is_paused=False)
+    if campaign_slug:
+        qs = qs.filter(campaign__slug=campaign_slug)
+    return qs.order_by("pk")
 
 
 def chat_messages(messages) -> list[dict]:
