@@ -1,25 +1,23 @@
 import json
-import os
-import tempfile
-from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling import export_rows
-
-FORMATS = ("hh-rlhf", "lab", "rankings", "red-team")
+from labeling.exports import FORMATS, ExportError, export_stream, export_write
 
 
 class Command(BaseCommand):
-    help = (
-        "Write collected judgments: hh-rlhf pairs (chosen = preferred under the question asked: "
-        "in red-team data the less harmful reply), the lab's own JSONL (question, display order, "
-        "answer, provenance), K-way rankings, or red-team attempts."
+    help = "Write collected judgments in one of these formats (labeling.exports): " + "; ".join(
+        f"{name}: {spec.help}" for name, spec in FORMATS.items()
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("-o", "--output", required=True, help="File to write ('-' for stdout).")
-        parser.add_argument("--format", default="hh-rlhf", choices=FORMATS)
+        parser.add_argument(
+            "-o",
+            "--output",
+            required=True,
+            help="File to write ('-' for stdout); a folder for --format datasets.",
+        )
+        parser.add_argument("--format", default="hh-rlhf", choices=list(FORMATS))
         parser.add_argument(
             "--include-weakest",
             action="store_true",
@@ -35,44 +33,25 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, output, include_weakest, campaign, include_checks, **options):
-        records = _records(
-            options["format"],
-            include_weakest=include_weakest,
-            campaign=campaign,
-            include_checks=include_checks,
-        )
-        rows = (json.dumps(record, ensure_ascii=False) for record in records)
-        if output == "-":
-            count = sum(1 for row in rows if self.stdout.write(row) or True)
-        else:
-            count = _write_atomically(Path(output), rows)
-        self.stderr.write(f"exported {count} rows ({options['format']})")
+        fmt = options["format"]
+        chosen = {
+            "campaign_slug": campaign,
+            "include_weakest": include_weakest,
+            "include_checks": include_checks,
+        }
+        try:
+            if output == "-":
+                count, where = self._to_stdout(export_stream(fmt, **chosen)), "stdout"
+            else:
+                result = export_write(fmt=fmt, path=output, **chosen)
+                count, where = result.rows, f"{result.path} ({result.bytes} bytes)"
+        except ExportError as exc:
+            raise CommandError(str(exc)) from None
+        self.stderr.write(f"exported {count} rows ({fmt}) to {where}")
 
-
-def _records(fmt: str, *, include_weakest: bool, campaign: str | None, include_checks: bool):
-    chosen = {"campaign_slug": campaign, "include_checks": include_checks}
-    if fmt == "lab":
-        return export_rows.lab_export_rows(include_weakest=include_weakest, **chosen)
-    if fmt == "rankings":
-        return export_rows.rankings_export_rows(**chosen)
-    if fmt == "red-team":
-        return export_rows.red_team_rows(**chosen)
-    return export_rows.hh_rlhf_rows(include_weakest=include_weakest, **chosen)
-
-
-def _write_atomically(path: Path, rows) -> int:
-    """Write beside the target and rename: a failure leaves no half-written file."""
-    if not path.parent.is_dir():
-        raise CommandError(f"directory {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(row + "\n")
-                count += 1
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return count
+    def _to_stdout(self, rows) -> int:
+        count = 0
+        for row in rows:
+            self.stdout.write(json.dumps(row, ensure_ascii=False))
+            count += 1  # noqa: SIM113 (rows is a generator)
+        return count
