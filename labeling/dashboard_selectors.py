@@ -198,11 +198,13 @@ def _ready_seconds(campaign: Campaign) -> list[float]:
 
 
 def _recent_items(campaign: Campaign) -> list[RecentItem]:
-    """The campaign's items (its own turns, or others' judged in it), latest activity first."""
+    """The campaign's items (its own turns, gold checks, others' turns judged in it), latest
+    activity first."""
     judged_here = Judgment.objects.filter(campaign=campaign).values("item")
     in_campaign = Q(judgments__campaign=campaign)
     items = (
         Turn.objects.filter(Q(conversation__campaign=campaign) | Q(pk__in=judged_here))
+        .exclude(gold__role=GoldItem.Role.QUIZ)  # asked in the quiz, never judged here
         .annotate(
             n=Count("judgments", filter=in_campaign),
             last=Max("judgments__created_at", filter=in_campaign),

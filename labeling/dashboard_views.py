@@ -19,7 +19,8 @@ def dashboard(request, slug: str):
 def activity_svg(request, slug: str):
     campaign = dashboard_selectors.get_campaign(slug)
     activity = dashboard_selectors.activity(campaign)
-    return plots.svg_response(panel_plots.activity_figure(activity))
+    narrow = request.GET.get("size") == "narrow"  # the phone's version (<picture>)
+    return plots.svg_response(panel_plots.activity_figure(activity, narrow=narrow))
 
 
 @researcher_required

@@ -16,7 +16,9 @@ def models(request):
 
 @researcher_required
 def history_svg(request):
-    return plots.svg_response(panel_plots.history_figure(model_selectors.preference_models()))
+    narrow = request.GET.get("size") == "narrow"  # the phone's version (<picture>)
+    rows = model_selectors.preference_models()
+    return plots.svg_response(panel_plots.history_figure(rows, narrow=narrow))
 
 
 @researcher_required

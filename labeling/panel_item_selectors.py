@@ -46,6 +46,11 @@ class Provenance:
         )
 
     @property
+    def written(self) -> bool:
+        """No model wrote it: a gold item's or an import's text."""
+        return self.model is None and self.seed is None and not self.sampling
+
+    @property
     def sampling_text(self) -> str:
         """ "temperature 0.8 · top_p 0.95 · max_new_tokens 640" """
         return " · ".join(f"{key} {value}" for key, value in self.sampling.items())
@@ -70,6 +75,7 @@ class SeenCandidate:
 
     letter: str  # "A" is the first shown
     slot: int  # the candidate's slot on the item (the side-by-side columns)
+    top: bool  # the answer put it on top under the question (better, or more harmful)
     note: str  # "picked as better · preferred", "rank 2"
     text: str
     provenance: Provenance  # as recorded with the judgment
@@ -130,6 +136,7 @@ def _judgment_row(judgment: Judgment, gold: GoldItem | None) -> JudgmentRow:
         SeenCandidate(
             letter=shown.letter,
             slot=entry.candidate.slot,
+            top=shown.rank == 0,
             note=shown.note,
             text=shown.text,
             provenance=Provenance.from_record(

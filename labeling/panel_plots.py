@@ -4,6 +4,8 @@ through ``labeling.plots``."""
 
 from __future__ import annotations
 
+import math
+
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
@@ -12,21 +14,26 @@ from labeling.model_selectors import PreferenceModelRow
 from labeling.plots import ACCENT, INK, MUTED, empty, figure
 
 HHH_COLOUR = "#b4531c"  # the HHH evaluation, apart from the held-out accuracy's accent
+# A phone's version of a wide figure (the page picks it with <picture> under 760 px): drawn
+# 4 inches wide, its text stays legible at 390 px instead of shrinking with the image.
+NARROW_WIDTH = 4.0
+EMPTY_HEIGHT = 0.8  # a figure that only says there is nothing yet takes one line's room
 
 
-def activity_figure(activity: Activity) -> Figure:
+def activity_figure(activity: Activity, *, narrow: bool = False) -> Figure:
     """Answers per hour over the last 48 hours (top) and per day over 30 days (bottom)."""
-    fig = figure(7.0, 4.2)
+    width = NARROW_WIDTH if narrow else 7.0
     if not any(activity.daily) and not any(activity.hourly):
-        return empty(fig, "No judgments yet")
+        return empty(figure(width, EMPTY_HEIGHT), "No judgments yet")
+    fig = figure(width, 4.4 if narrow else 4.2)
     hours, days = fig.subplots(2, 1)
     n = len(activity.hourly)
     hours.bar(range(n), activity.hourly, width=0.85, color=ACCENT)
-    ticks = list(range(n - 1, -1, -6))
+    ticks = list(range(n - 1, -1, -12 if narrow else -6))
     hours.set_xticks(ticks, ["now" if t == n - 1 else f"−{n - 1 - t}h" for t in ticks])
     hours.set_title("Judgments per hour, last 48 hours", loc="left", fontsize=10, color=INK)
     days.bar(range(len(activity.daily)), activity.daily, width=0.85, color=ACCENT)
-    every = list(range(len(activity.days) - 1, -1, -7))
+    every = list(range(len(activity.days) - 1, -1, -14 if narrow else -7))
     days.set_xticks(every, [activity.days[i].strftime("%d %b") for i in every])
     days.set_title("Judgments per day, last 30 days", loc="left", fontsize=10, color=INK)
     for ax in (hours, days):
@@ -35,12 +42,13 @@ def activity_figure(activity: Activity) -> Figure:
     return fig
 
 
-def history_figure(rows: list[PreferenceModelRow]) -> Figure:
+def history_figure(rows: list[PreferenceModelRow], *, narrow: bool = False) -> Figure:
     """Held-out accuracy (with its Wilson interval) and HHH accuracy of each PM version,
     in order of creation; the length baseline for scale."""
-    fig = figure(7.0, 3.2)
+    width = NARROW_WIDTH if narrow else 7.0
     if not any(r.accuracy is not None or r.hhh is not None for r in rows):
-        return empty(fig, "No preference models with figures yet")
+        return empty(figure(width, EMPTY_HEIGHT), "No preference models with figures yet")
+    fig = figure(width, 3.4 if narrow else 3.2)
     ax = fig.subplots()
     x = range(len(rows))
     held = [(i, r) for i, r in zip(x, rows, strict=True) if r.accuracy is not None]
@@ -54,15 +62,24 @@ def history_figure(rows: list[PreferenceModelRow]) -> Figure:
             capsize=3,
             label="held-out accuracy",
         )
-    baseline = [(i, r.length_baseline) for i, r in zip(x, rows, strict=True) if r.length_baseline]
+    baseline = [
+        (i, r.length_baseline)
+        for i, r in zip(x, rows, strict=True)
+        if r.length_baseline is not None
+    ]
     if baseline:
         ax.plot(*zip(*baseline, strict=True), color=MUTED, linestyle=":", label="length baseline")
     hhh = [(i, r.hhh.accuracy) for i, r in zip(x, rows, strict=True) if r.hhh is not None]
     if hhh:
         ax.plot(*zip(*hhh, strict=True), color=HHH_COLOUR, marker="s", label="HHH evaluation")
     names = [r.version.name + (" ★" if r.version.is_active else "") for r in rows]
-    ax.set_xticks(list(x), names, rotation=30 if len(rows) > 4 else 0, ha="right")
-    ax.set_ylim(0, 1)
+    slanted = len(rows) > (2 if narrow else 4)
+    ax.set_xticks(
+        list(x), names, rotation=30 if slanted else 0, ha="right" if slanted else "center"
+    )
+    plotted = [r.accuracy for r in rows if r.accuracy is not None]
+    plotted += [r.interval[0] for r in rows if r.interval] + [a for _, a in hhh + baseline]
+    ax.set_ylim(min(0.4, math.floor(min(plotted) * 10) / 10), 1)  # chance (50%) in view
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.axhline(0.5, color=MUTED, linewidth=0.6)  # chance on pairs
     ax.legend(loc="lower right", fontsize=8, frameon=False)

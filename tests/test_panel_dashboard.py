@@ -142,6 +142,7 @@ def test_the_dashboard_page_prints_the_selectors_figures(client, researcher, bus
     assert shown["ready_median_seconds"] == "4.0 s"
     assert shown["ready_p95_seconds"] == "9.4 s"
     assert reverse("panel:activity", args=[busy_campaign.slug]) in response.content.decode()
+    assert "<title>Helpful chat · Dashboard · HHH Lab</title>" in response.content.decode()
 
 
 def test_the_recent_items_link_to_the_item_viewer(client, researcher, busy_campaign):
@@ -161,14 +162,19 @@ def test_a_campaign_without_data_shows_dashes_and_an_empty_plot(client, research
     shown = page_figures(response.content.decode())
     assert shown["median_seconds"] == shown["ready_p95_seconds"] == "–"
     assert shown["answers_last_hour"] == "0"
-    svg = client.get(reverse("panel:activity", args=[campaign.slug]))
-    assert svg["Content-Type"] == "image/svg+xml" and b"<svg" in svg.content
+    for size in ["", "?size=narrow"]:
+        svg = client.get(reverse("panel:activity", args=[campaign.slug]) + size)
+        assert svg["Content-Type"] == "image/svg+xml" and b"<svg" in svg.content
 
 
-def test_the_activity_plot_is_an_svg_image_with_data(client, researcher, busy_campaign):
+def test_the_activity_plot_is_an_svg_image_with_data_wide_and_narrow(
+    client, researcher, busy_campaign
+):
     client.force_login(researcher)
-    svg = client.get(reverse("panel:activity", args=[busy_campaign.slug]))
-    assert svg.status_code == 200 and svg["Content-Type"] == "image/svg+xml"
+    url = reverse("panel:activity", args=[busy_campaign.slug])
+    wide, narrow = client.get(url), client.get(url + "?size=narrow")
+    assert wide["Content-Type"] == narrow["Content-Type"] == "image/svg+xml"
+    assert wide.content != narrow.content  # the phone's is drawn narrower, not shrunk
 
 
 def test_the_campaign_list_links_each_dashboard(client, researcher, campaign):
@@ -190,7 +196,7 @@ def test_an_unknown_campaign_or_item_is_404(client, researcher):
 def seen_slots(html: str, judgment) -> list[str]:
     """The slots in one judgment's table, top to bottom: the order that worker saw."""
     article = html.split(f'id="judgment-{judgment.pk}"')[1].split("</article>")[0]
-    return re.findall(r'<td class="num">(\d+)</td>', article)
+    return re.findall(r'<li class="seen-card" data-slot="(\d+)"', article)
 
 
 def test_the_item_viewer_shows_the_order_each_worker_saw(

@@ -120,6 +120,7 @@ def test_every_plot_is_an_svg_image_with_and_without_data(client, researcher, wi
         ModelVersion.objects.filter(pk=version.pk).update(metrics={})
     for url in [
         reverse("panel:models_history"),
+        reverse("panel:models_history") + "?size=narrow",
         reverse("panel:model_reliability", args=[version.pk]),
     ]:
         response = client.get(url)
