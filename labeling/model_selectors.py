@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.http import Http404
-from scipy.stats import binomtest
 
 from labeling.models import ModelVersion, Run
+from training import pm_metrics
 
 CONFIDENCE = 0.95  # of the Wilson interval on held-out accuracy
 HHH_SCORING = "reward"  # a PM's HHH answer is the choice it scores highest (training.hhh_pm)
@@ -77,15 +77,12 @@ def get_preference_model(version_id: int) -> ModelVersion:
 
 def reliability_bins(version: ModelVersion) -> list[dict]:
     """The bins of ``training.pm_metrics.reliability_bins`` kept in the metrics ([]: none)."""
-    return [b for b in version.metrics.get("reliability") or [] if b.get("n")]
+    return [b for b in version.metrics.get("eval_reliability") or [] if b.get("n")]
 
 
 def wilson(accuracy: float, pairs: int) -> tuple[float, float]:
     """The Wilson score interval of a proportion (scipy), from the share and the count."""
-    interval = binomtest(round(accuracy * pairs), pairs).proportion_ci(
-        confidence_level=CONFIDENCE, method="wilson"
-    )
-    return float(interval.low), float(interval.high)
+    return pm_metrics.wilson(round(accuracy * pairs), pairs, CONFIDENCE)
 
 
 def _row(version: ModelVersion, hhh: Hhh | None) -> PreferenceModelRow:

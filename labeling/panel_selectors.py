@@ -11,7 +11,7 @@ from labeling.models import Campaign, Judgment
 @dataclass(frozen=True)
 class CampaignRow:
     campaign: Campaign
-    judgments: int  # counted judgments (gold checks, paused workers' answers left out)
+    judgments: int  # counted, current judgments (as the dashboard counts them)
 
 
 def campaign_rows() -> list[CampaignRow]:
@@ -20,7 +20,7 @@ def campaign_rows() -> list[CampaignRow]:
         CampaignRow(
             campaign=c,
             judgments=crowd_selectors.counted_judgments(
-                Judgment.objects.filter(campaign=c)
+                Judgment.objects.current().filter(campaign=c)
             ).count(),
         )
         for c in campaigns

@@ -3,7 +3,7 @@ adds its lines here and its link to templates/panel/_nav.html."""
 
 from django.urls import path
 
-from labeling import run_views, dashboard_views, model_views, panel_views, quality_panel_views
+from labeling import dashboard_views, model_views, panel_views, quality_panel_views, run_views
 
 app_name = "panel"
 urlpatterns = [

@@ -51,7 +51,7 @@ def evaluated(version: ModelVersion, accuracy: float, *, status=Run.Status.SUCCE
 def history():
     """pm-1 (first, with reliability bins), pm-2 beat it and is active (HHH 0.66; a later
     evaluation failed), pm-3 lost to pm-2."""
-    first = trained("pm-1", 0.70, reliability=reliability_bins([1.0, -0.5, 2.0, 0.3]))
+    first = trained("pm-1", 0.70, eval_reliability=reliability_bins([1.0, -0.5, 2.0, 0.3]))
     second = trained("pm-2", 0.72, incumbent=("pm-1", 0.68), active=True)
     trained("pm-3", 0.69, incumbent=("pm-2", 0.72))
     evaluated(second, 0.66)
@@ -114,7 +114,7 @@ def test_the_history_plot_draws_held_out_and_hhh_accuracy_per_version(history):
 
 @pytest.mark.parametrize("with_data", [True, False])
 def test_every_plot_is_an_svg_image_with_and_without_data(client, researcher, with_data):
-    version = trained("pm-1", 0.7, reliability=reliability_bins([0.4]) if with_data else None)
+    version = trained("pm-1", 0.7, eval_reliability=reliability_bins([0.4]) if with_data else None)
     client.force_login(researcher)
     if not with_data:
         ModelVersion.objects.filter(pk=version.pk).update(metrics={})

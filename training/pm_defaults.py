@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import sys
 from pathlib import Path
 
 from training.loaders import hh_rlhf_rankings
+from training.pm_metrics import wilson
 
 TODAY = "today"  # the defaults before this experiment (hhh/settings.py LAB_TRAIN_*)
 # The candidates, fixed before the first run. Every one trains SmolLM2-135M-Instruct (the
@@ -41,7 +41,6 @@ GRID: dict[str, dict] = {
     "lr3e-5-len256-2ep": {"lr": 3e-5, "max_length": 256, "epochs": 2, "batch_size": 8},
 }
 RESULT = "result.json"  # a finished candidate's figures, in its folder
-Z95 = 1.959964  # two-sided 95% normal quantile
 
 
 def split(rankings: list, *, train: int, val: int, test: int, seed: int):
@@ -52,16 +51,6 @@ def split(rankings: list, *, train: int, val: int, test: int, seed: int):
     random.Random(seed).shuffle(order)
     rows = [rankings[i] for i in order]
     return rows[test + val :][:train], rows[test : test + val], rows[:test]
-
-
-def wilson(correct: int, n: int) -> tuple[float, float]:
-    """The 95% Wilson score interval of a proportion."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = correct / n
-    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
-    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / (1 + Z95**2 / n)
-    return (round(centre - half, 4), round(centre + half, 4))
 
 
 def run_candidate(name: str, settings: dict, train: list, val: list, args) -> dict:
@@ -113,7 +102,7 @@ def score_held_out(result: dict, test: list, args) -> dict:
         "settings": settings,
         "pairs": metrics["pairs"],
         "accuracy": round(metrics["accuracy"], 4),
-        "interval_95": wilson(correct, metrics["pairs"]),
+        "interval_95": [round(x, 4) for x in wilson(correct, metrics["pairs"])],
         "ece": round(metrics["ece"], 4),
         "length_baseline_accuracy": round(metrics["length_baseline_accuracy"], 4),
         "truncated_pairs": metrics["truncated"],

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+from scipy.stats import binomtest
+
 BINS = 10
 
 
@@ -85,3 +87,11 @@ def plot_reliability(bins: list[dict], path, *, title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def wilson(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (an accuracy on n pairs)."""
+    if n == 0:
+        return (0.0, 1.0)
+    interval = binomtest(correct, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return (float(interval.low), float(interval.high))

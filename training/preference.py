@@ -202,12 +202,13 @@ def fit(
         "eval_score_gap": metrics["score_gap"],
         "eval_ece": metrics["ece"],
         "length_baseline_accuracy": metrics["length_baseline_accuracy"],
+        "eval_reliability": metrics["reliability"],  # bins of the reliability diagram
         "out": config.out,
     }
     if out is not None:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            _save_final(pm, tokenizer, out, config, result, metrics["reliability"])
+            _save_final(pm, tokenizer, out, config, result)
     accelerator.free_memory()
     return result
 
@@ -393,14 +394,14 @@ def _save_checkpoint(accelerator, pm, tokenizer, optimizer, scheduler, out, conf
     )
 
 
-def _save_final(pm, tokenizer, out: Path, config, result: dict, reliability: list) -> None:
+def _save_final(pm, tokenizer, out: Path, config, result: dict) -> None:
     """The PM into ``out`` (``preference_config.json`` last), its run file and diagram."""
     saved = {"training": dataclasses.asdict(config), "result": result}
     checkpoints.finish(
         out, lambda d: save_preference_model(pm, tokenizer, d, config=saved), marker=CONFIG_FILE
     )
     checkpoints.write_run_file(out, RUN_FILE, dataclasses.asdict(config), result)
-    plot_reliability(reliability, out / RELIABILITY_PNG)
+    plot_reliability(result["eval_reliability"], out / RELIABILITY_PNG)
 
 
 def build_parser() -> argparse.ArgumentParser:
