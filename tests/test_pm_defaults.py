@@ -49,8 +49,8 @@ def test_the_grid_runs_resumably_and_final_scores_the_choice_on_held_out_rows(
     data = tmp_path / "hh.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
     grid = {
-        pm_defaults.TODAY: {"lr": 1e-5, "max_length": 64, "epochs": 1, "batch_size": 4},
-        "faster": {"lr": 1e-3, "max_length": 64, "epochs": 1, "batch_size": 4},
+        pm_defaults.TODAY: {"lr": 1e-5, "max_length": 64, "epochs": 1, "batch_size": 4, "pairs": 6},
+        "faster": {"lr": 1e-3, "max_length": 64, "epochs": 1, "batch_size": 4, "pairs": 10},
     }
     monkeypatch.setattr(pm_defaults, "GRID", grid)
     common = ["--data", str(data), "--out", str(tmp_path / "out"), "--model", "tiny-random"]
@@ -65,6 +65,7 @@ def test_the_grid_runs_resumably_and_final_scores_the_choice_on_held_out_rows(
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (tmp_path / "out" / "faster" / pm_defaults.RESULT).read_text() == first  # kept
     assert [r["val_pairs"] for r in summary["validation"]] == [6, 6]
+    assert [r["train_pairs"] for r in summary["validation"]] == [6, 10]
     held = summary["held_out"]
     assert held[0]["name"] == summary["chosen"] and held[1]["name"] == pm_defaults.TODAY
     assert all(h["pairs"] == 8 and h["interval_95"][0] <= h["accuracy"] for h in held)
