@@ -6,11 +6,22 @@ collection). A campaign's pair policy says which two responses the crowdworker c
 - ``best_each``: each slot shows the best of its own model's n samples (A's best vs B's best);
 - ``top_two``: all samples of both slots in one pool, the two best shown; each slot
   records which model actually wrote its text. With one model in both slots this compares
-  the PM's two favourites, the hardest comparisons for the next PM.
+  the PM's two favourites, the hardest comparisons for the next PM;
+- ``uncertain``: the pair the PM is least sure about, A from slot 0's samples and B from
+  slot 1's (with one model in both slots, two sample sets of that model): the pair whose
+  predicted preference P(A > B) = σ(r_A − r_B) is closest to 0.5, i.e. whose rewards lie
+  closest together. Ties go to the pair with the higher reward sum r_A + r_B, then to the
+  earlier sample of slot 0, then to the earlier sample of slot 1 (the order they were
+  sampled in). Uncertainty sampling: a label where the current PM is least sure.
+
+Every shown pair of two slots also records ``P_A_OVER_B``: the PM's σ(r_A − r_B), slot 0
+being A (model A's slot), whatever order a worker saw them in.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +54,28 @@ def _top_two(samples: dict[int, list[Scored]]) -> dict[int, Scored]:
     return dict(zip(slots, pool, strict=False))
 
 
+def _uncertain(samples: dict[int, list[Scored]]) -> dict[int, Scored]:
+    first, second = sorted(samples)  # ``choose`` checked there are exactly two slots
+    # min keeps the first of equal keys: product order is slot 0's samples, then slot 1's
+    a, b = min(
+        itertools.product(samples[first], samples[second]),
+        key=lambda pair: (abs(pair[0].reward - pair[1].reward), -(pair[0].reward + pair[1].reward)),
+    )
+    return {first: a, second: b}
+
+
+def preference_probability(reward_a: float, reward_b: float) -> float:
+    """The PM's P(A > B) = σ(r_A − r_B), without overflow for large differences."""
+    margin = reward_a - reward_b
+    if margin >= 0:
+        return 1 / (1 + math.exp(-margin))
+    return math.exp(margin) / (1 + math.exp(margin))
+
+
+P_A_OVER_B = "p_a_over_b"  # the selection key of the shown pair's σ(r_slot0 − r_slot1)
+TWO_SLOTS = ("uncertain",)  # policies that compare exactly two slots
+
+
 @dataclass(frozen=True)
 class PairPolicy:
     label: str  # what a researcher reads in the campaign form
@@ -53,6 +86,9 @@ class PairPolicy:
 POLICIES: dict[str, PairPolicy] = {
     "best_each": PairPolicy("Each slot shows the best of its model's samples", _best_each),
     "top_two": PairPolicy("The two best of all samples", _top_two),
+    "uncertain": PairPolicy(
+        "The pair the preference model is least sure about (P(A > B) nearest 0.5)", _uncertain
+    ),
 }
 
 
@@ -62,7 +98,17 @@ def choose(policy: str, samples: dict[int, list[Scored]]) -> dict[int, Scored]:
         raise ValueError(f"unknown pair policy {policy!r} (known: {', '.join(POLICIES)})")
     if not samples or not all(samples.values()):
         raise ValueError("every slot needs at least one sample")
+    if policy in TWO_SLOTS and len(samples) != 2:
+        raise ValueError(f"the {policy} policy compares exactly two slots, not {len(samples)}")
     return POLICIES[policy].pick(samples)
+
+
+def shown_pair_selection(shown: dict[int, Scored]) -> dict:
+    """What a shown pair adds to each reply's ``selection``: the PM's P(A > B) for two slots."""
+    if len(shown) != 2:
+        return {}
+    first, second = sorted(shown)
+    return {P_A_OVER_B: preference_probability(shown[first].reward, shown[second].reward)}
 
 
 class RewardScorer:

@@ -48,7 +48,7 @@ class Chosen:
     reward: float  # the preference model's score of the shown text
     alternatives: list[dict]  # the slot's samples not shown: text, reward, seed
     source: Row  # the row whose model wrote the shown text (top_two: maybe the other slot)
-    selection: dict  # BestOf.selection
+    selection: dict  # BestOf.selection, plus the shown pair's P(A > B) (best_of_n.P_A_OVER_B)
 
 
 class Sink(Protocol):
@@ -185,6 +185,7 @@ def _best_of(groups: dict, assistant_for: AssistantFor, sink: Sink, plan: BestOf
                 best_of_n.Scored(b, row.slot, r) for b, r in zip(batch, rewards, strict=True)
             ]
     shown = best_of_n.choose(plan.policy, samples)
+    selection = {**plan.selection, **best_of_n.shown_pair_selection(shown)}
     kept = {id(s) for s in shown.values()}
     by_slot = {row.slot: row for row in rows}
     for slot, scored in shown.items():
@@ -193,5 +194,5 @@ def _best_of(groups: dict, assistant_for: AssistantFor, sink: Sink, plan: BestOf
             for s in samples[slot]
             if id(s) not in kept
         ]
-        chosen = Chosen(scored.reward, alternatives, by_slot[scored.source], plan.selection)
+        chosen = Chosen(scored.reward, alternatives, by_slot[scored.source], selection)
         sink.complete(by_slot[slot].candidate_id, scored.candidate, chosen)

@@ -9,7 +9,7 @@ from labeling import tasks
 from labeling.models import Campaign, CandidateResponse, ModelVersion
 from labeling.services import conversations as svc
 from models_backend.assistants import Assistant
-from models_backend.best_of_n import POLICIES, Scored, choose
+from models_backend.best_of_n import P_A_OVER_B, POLICIES, Scored, choose, preference_probability
 from models_backend.dialogue import HUMAN, Message
 from models_backend.generation import Candidate
 from models_backend.loading import load_causal_lm
@@ -38,6 +38,38 @@ def test_top_two_shows_the_two_best_of_all_samples_whoever_wrote_them():
     samples = {0: [scored(0, 5.0), scored(0, 4.0)], 1: [scored(1, 2.0), scored(1, 1.0)]}
     shown = choose("top_two", samples)
     assert [(s.source, s.reward) for s in shown.values()] == [(0, 5.0), (0, 4.0)]
+
+
+def test_uncertain_shows_the_pair_whose_predicted_preference_is_nearest_even():
+    samples = {
+        0: [scored(0, 3.0), scored(0, 0.0), scored(0, -2.0)],
+        1: [scored(1, 1.0), scored(1, 5.0), scored(1, -1.5)],
+    }
+    shown = choose("uncertain", samples)
+    # |r_A - r_B| per pair: 3-1=2, 3-5=2, 0-1=1, 0+1.5=1.5, -2+1.5=0.5 (the nearest to even)
+    assert (shown[0].reward, shown[1].reward) == (-2.0, -1.5)
+    assert preference_probability(-2.0, -1.5) == pytest.approx(0.3775, abs=1e-4)
+
+
+def test_uncertain_breaks_a_tie_by_the_higher_rewards_then_by_sample_order():
+    samples = {0: [scored(0, 0.0), scored(0, 4.0)], 1: [scored(1, 1.0), scored(1, 3.0)]}
+    shown = choose("uncertain", samples)
+    # (0, 1) and (4, 3) tie at a difference of 1: the higher sum (4 + 3) wins
+    assert (shown[0].reward, shown[1].reward) == (4.0, 3.0)
+    twins = {0: [scored(0, 2.0), scored(0, 2.0)], 1: [scored(1, 2.0), scored(1, 2.0)]}
+    shown = choose("uncertain", twins)
+    assert shown[0] is twins[0][0] and shown[1] is twins[1][0]  # the earliest samples
+
+
+def test_uncertain_compares_exactly_two_slots():
+    with pytest.raises(ValueError, match="exactly two slots"):
+        choose("uncertain", {0: [scored(0, 1.0)], 1: [scored(1, 1.0)], 2: [scored(2, 1.0)]})
+
+
+def test_the_predicted_preference_never_overflows():
+    assert preference_probability(1000.0, 0.0) == 1.0
+    assert preference_probability(0.0, 1000.0) == 0.0
+    assert preference_probability(0.5, 0.5) == 0.5
 
 
 def test_an_unknown_policy_or_an_empty_slot_is_refused():
@@ -125,6 +157,28 @@ def test_a_judgment_records_which_preference_model_and_policy_chose_its_pair(
     expected = {"policy": "top_two", "preference_model": "pm-1", "n": 2}
     assert all({k: s[k] for k in expected} == expected for s in selections)
     assert all(c["reward"] is not None for c in judgment.provenance["candidates"])
+
+
+@pytest.mark.django_db
+def test_the_uncertain_pair_records_its_policy_preference_model_and_predicted_preference(
+    campaign, owner, active_pm
+):
+    turn = start_turn(campaign, owner, best_of=3, policy="uncertain")
+    tasks.generate_candidates(turn.pk)
+    judgment = svc.comparison_submit(turn=turn, worker=owner, choice="A1")
+    provenance = sorted(judgment.provenance["candidates"], key=lambda c: c["slot"])
+    a, b = (c["reward"] for c in provenance)
+    for candidate in provenance:
+        selection = candidate["selection"]
+        assert selection["policy"] == "uncertain"
+        assert selection["preference_model"] == "pm-1"
+        assert selection["preference_model_id"] == active_pm.pk
+        assert selection[P_A_OVER_B] == pytest.approx(preference_probability(a, b))
+    slot_a, slot_b = turn.candidates.order_by("slot")
+    rewards_a = [a] + [alt["reward"] for alt in slot_a.alternatives]
+    rewards_b = [b] + [alt["reward"] for alt in slot_b.alternatives]
+    assert len(rewards_a) == len(rewards_b) == 3
+    assert abs(a - b) == min(abs(x - y) for x in rewards_a for y in rewards_b)
 
 
 @pytest.fixture
