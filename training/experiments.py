@@ -4,18 +4,20 @@
         --models tiny-random@2x64,tiny-random@4x128 --out DIR
     python -m training.experiments pmp --pmp-data DATA --finetune DATA --sizes 16,64,256 \\
         --model smollm2-135m-instruct --out DIR
+    python -m training.experiments active --pool hh-rlhf DATA [--generated] --out DIR
 
 ``objectives``: the three objectives (ranked PM, binary discrimination, imitation learning)
 trained on ranked data and on binary data, for each model size; the held-out pairwise
 accuracy of each, beside the length baseline. ``pmp``: fine-tuning accuracy against the
 number of fine-tuning comparisons, starting from the base model and from a PMP checkpoint
-(binarized PMP on ``--pmp-data``). Data is any ``training.loaders`` format (``--*-format``;
-BIG-bench folders by default); each set is split into train and held-out parts with a
-fixed seed, so no held-out item is ever trained on; ``--validate`` carves a validation part
-out of the training part the same way and evaluates on it instead, for choosing settings
-without reading the held-out part. Everything lands in ``--out``:
-``results.json``, ``results.md`` (the table) and ``results.png`` (the plot); the last
-stdout line is the JSON.
+(binarized PMP on ``--pmp-data``). ``active``: held-out accuracy against the number of
+labels, random against uncertainty selection (``training.active`` documents it). Data is
+any ``training.loaders`` format (``--*-format``; BIG-bench folders by default); each set is
+split into train and held-out parts with a fixed seed, so no held-out item is ever trained
+on; ``--validate`` carves a validation part out of the training part the same way and
+evaluates on it instead, for choosing settings without reading the held-out part.
+Everything lands in ``--out``: ``results.json``, ``results.md`` (the table) and
+``results.png`` (the plot); the last stdout line is the JSON.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import sys
 from pathlib import Path
 
 from models_backend.reward import load_preference_model
+from training import active, active_report
 from training.cli import Parser, log_to_stderr
 from training.comparisons import Ranking
 from training.loaders import FORMATS, load_rankings
@@ -264,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     second.add_argument("--finetune-format", choices=FORMATS, default="bigbench")
     second.add_argument("--sizes", type=_sizes, required=True, help="e.g. 16,64,256")
     second.add_argument("--model", default="smollm2-135m-instruct")
+    active.add_arguments(
+        commands.add_parser("active", help="accuracy vs labels: random vs uncertainty selection")
+    )
     for sub in (first, second):
         sub.add_argument("--out", required=True, help="directory for results.json/.md/.png")
         sub.add_argument("--held-out", type=float, default=0.2, help="fraction held out")
@@ -319,11 +325,17 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         parser.error(f"{out} already exists (choose a new --out)")
+    runners = {
+        "objectives": (objectives, write_results),
+        "pmp": (pmp, write_results),
+        "active": (active.run, active_report.write_results),
+    }
+    experiment, write = runners[args.command]
     try:
-        results = objectives(args) if args.command == "objectives" else pmp(args)
+        results = experiment(args)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:  # DataError is a ValueError
         parser.error(str(exc))
-    write_results(out, results)
+    write(out, results)
     sys.stdout.write(json.dumps(results) + "\n")
     return 0
 
