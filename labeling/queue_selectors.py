@@ -216,21 +216,24 @@ def open_items(campaign: Campaign, worker) -> QuerySet[Turn]:
     """Items the queue may reserve for ``worker``, best first: ready, not judged by them,
     never had by them (an expired reservation of theirs does not count: it is taken up
     again), with an open slot (``with_slots``). Items already started come first, so that
-    items get finished, then the oldest."""
+    items get finished, then the oldest. Coverage comes before disagreement: every item
+    below its overlap is served before an item whose split judgments raised it to the cap
+    (otherwise a few contested items could take the crowd's whole budget)."""
     now = timezone.now()
     items = item_selectors.items_for_worker(campaign, worker).exclude(_had_by(worker, now))
     return (
         with_slots(items, campaign, worker, now)
         .filter(judged__lt=F("needed") - F("held"))
         .annotate(
-            started=Case(
-                When(Q(judged__gt=0) | Q(held__gt=0), then=Value(1)),
-                default=Value(0),
-                output_field=IntegerField(),
-            )
+            covering=_flag(Q(judged__lt=campaign.overlap - F("held"))),
+            started=_flag(Q(judged__gt=0) | Q(held__gt=0)),
         )
-        .order_by("-started", "created_at", "pk")
+        .order_by("-covering", "-started", "created_at", "pk")
     )
+
+
+def _flag(condition: Q) -> Case:
+    return Case(When(condition, then=Value(1)), default=Value(0), output_field=IntegerField())
 
 
 def needed(campaign: Campaign, item_id: int) -> int:

@@ -221,6 +221,21 @@ def test_judgments_that_disagree_raise_the_overlap_to_the_cap_and_no_further(cam
     assert Judgment.objects.filter(campaign=rejudge).count() == 4
 
 
+def test_every_item_reaches_its_overlap_before_a_contested_one_goes_past_it(campaign, owner, w):
+    rejudge = configure(factories.rejudge_campaign(campaign), overlap=2, overlap_cap=4)
+    contested = judged_turn(campaign, owner)
+    kind, rude = sorted(contested.candidates.all(), key=lambda c: c.slot)
+    for i, pick in ((0, kind), (1, rude)):
+        assert nxt(rejudge, w[i]) == contested
+        choice = choice_for(contested, w[i], pick, 3)
+        items.rejudge_submit(campaign=rejudge, item=contested, worker=w[i], choice=choice)
+    assert queue_selectors.needed(rejudge, contested.pk) == 4
+    fresh = judged_turn(campaign, owner)  # newer and not started: still served first
+    assert nxt(rejudge, w[2]) == fresh
+    assert nxt(rejudge, w[3]) == fresh
+    assert nxt(rejudge, w[4]) == contested  # the fresh one is covered (reserved twice)
+
+
 def test_judgments_that_agree_stop_at_the_overlap(campaign, owner, w):
     rejudge = configure(factories.rejudge_campaign(campaign), overlap=2, overlap_cap=4)
     item = judged_turn(campaign, owner)
