@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from models_backend.best_of_n import POLICIES
+from models_backend.best_of_n import POLICIES, TWO_SLOTS
 from models_backend.specs import MAX_SAMPLES
 from training.questions import BETTER, MORE_HARMFUL
 
@@ -257,6 +257,12 @@ class Campaign(models.Model):
                 condition=Q(max_first_position_rate__gt=0, max_first_position_rate__lte=1),
                 name="max_first_position_rate_0_1",
             ),
+            models.CheckConstraint(
+                condition=~Q(pair_policy__in=TWO_SLOTS) | Q(candidates_per_item=2),
+                name="two_slot_policies_on_pairs",
+                violation_error_message="This pair policy compares two responses: use it with "
+                "two candidates per item.",
+            ),
         ]
 
     def __str__(self):
@@ -428,7 +434,8 @@ class CandidateResponse(models.Model):
     selection = models.JSONField(
         default=dict,
         blank=True,
-        help_text="Best-of-n: what chose this response (pair policy, preference model, n).",
+        help_text="Best-of-n: what chose this response (pair policy, preference model, n, "
+        "and P(A > B) of the shown pair).",
     )
     holder = models.CharField(
         max_length=200, blank=True, help_text="The worker generating it: host and process id."

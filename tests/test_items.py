@@ -499,3 +499,12 @@ def test_rankings_export_preferred_first_and_train_a_tiny_preference_model(
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["train_pairs"] > 0 and 0 <= result["eval_accuracy"] <= 1
+
+
+def test_a_ranking_of_three_cannot_use_a_policy_that_compares_two(tiny_assistant):
+    ranking = factories.ranking_campaign(tiny_assistant, k=3)
+    ranking.best_of, ranking.pair_policy = 4, "uncertain"
+    with pytest.raises(ValidationError, match="compares two responses"):
+        ranking.full_clean()
+    ranking.candidates_per_item = 2
+    ranking.full_clean()  # a ranking of two is a pair: allowed
