@@ -21,6 +21,7 @@ from labeling.models import (
     Turn,
 )
 from labeling.services.judgments import candidate_provenance, judgment_supersede
+from tests.panel_pages import figures
 
 pytestmark = pytest.mark.django_db
 Done = CandidateResponse.Status.DONE
@@ -76,10 +77,6 @@ def judge(item, worker, *, shown_slots=(0, 1), top=0, ago_s=60, ms=1000, campaig
     return judgment
 
 
-def page_figures(html: str) -> dict[str, str]:
-    return dict(re.findall(r'data-figure="(\w+)">([^<]*)<', html))
-
-
 @pytest.fixture
 def third(django_user_model):
     return django_user_model.objects.create_user("third", password="third-pass-123")
@@ -132,7 +129,7 @@ def test_the_dashboard_page_prints_the_selectors_figures(client, researcher, bus
     response = client.get(reverse("panel:dashboard", args=[busy_campaign.slug]))
     assert response.status_code == 200
     d = response.context["d"]
-    shown = page_figures(response.content.decode())
+    shown = figures(response.content.decode())
     ints = ["collected", "target", "percent", "judgments", "answers_last_hour"]
     ints += ["answers_last_day", "workers_last_hour", "workers_last_day", "paused_workers"]
     ints += ["pending", "running", "ready_turns"]
@@ -159,7 +156,7 @@ def test_the_recent_items_link_to_the_item_viewer(client, researcher, busy_campa
 def test_a_campaign_without_data_shows_dashes_and_an_empty_plot(client, researcher, campaign):
     client.force_login(researcher)
     response = client.get(reverse("panel:dashboard", args=[campaign.slug]))
-    shown = page_figures(response.content.decode())
+    shown = figures(response.content.decode())
     assert shown["median_seconds"] == shown["ready_p95_seconds"] == "–"
     assert shown["answers_last_hour"] == "0"
     for size in ["", "?size=narrow"]:

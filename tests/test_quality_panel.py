@@ -25,6 +25,7 @@ from labeling.models import (
 from labeling.services.judgments import judgment_record, judgment_supersede
 from labeling.templatetags.quality_figures import decimal, decimal_interval, pct, pct_interval
 from tests import factories
+from tests.panel_pages import figures, worker_row
 from tests.test_views import PageMarkup
 
 pytestmark = pytest.mark.django_db
@@ -70,20 +71,6 @@ def answer(item, worker, choice: str, *, shown=(0, 1), question="better") -> Jud
         strength=strength,
         time_spent_ms=20_000,
     )
-
-
-def figures(html: str) -> dict[str, str]:
-    """``data-figure`` values of a page (or of a part of one), tags inside stripped; the
-    first of each name (a worker's row repeats names: read it with ``worker_row``)."""
-    found = re.findall(r'data-figure="(\w+)">(.*?)</(?:span|td|p)>', html, flags=re.S)
-    result: dict[str, str] = {}
-    for name, text in found:
-        result.setdefault(name, " ".join(re.sub(r"<[^>]+>", " ", text).split()))
-    return result
-
-
-def worker_row(html: str, worker) -> str:
-    return re.search(rf'<tr id="worker-{worker.pk}">.*?</tr>', html, flags=re.S).group(0)
 
 
 @pytest.fixture

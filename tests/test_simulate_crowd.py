@@ -4,26 +4,36 @@ checks mixed in, and K workers who fail them."""
 
 import io
 import json
+import re
 from collections import Counter
 
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 
+from labeling import dashboard_selectors, quality_panel_selectors
 from labeling.crowd_selectors import counted_judgments
-from labeling.models import Assignment, Campaign, Judgment, Pause, Turn
+from labeling.models import Assignment, Campaign, Judgment, ModelVersion, Pause, Turn
 from labeling.services.gold import gold_item_create
 from labeling.services.items import ranking_items_create
 from labeling.services.onboarding import guidelines_publish
+from labeling.templatetags.quality_figures import decimal, pct, pct_interval
 from models_backend.dialogue import HUMAN, Message
 from tests.conftest import wait_for
 from tests.factories import ranking_campaign
+from tests.panel_pages import figures
 
 ITEMS, OVERLAP, CAP, WORKERS, FAILING = 10, 3, 5, 8, 2
 
 
 def crowd_campaign(assistant) -> Campaign:
     campaign = ranking_campaign(assistant, k=3, slug="crowd")
+    # A second version of the assistant writes slot B: the leaderboard has two models.
+    second = ModelVersion.objects.create(
+        name="tiny-random-b", kind=ModelVersion.Kind.ASSISTANT, spec=assistant.spec
+    )
     Campaign.objects.filter(pk=campaign.pk).update(
+        model_b=second,
         overlap=OVERLAP,
         overlap_cap=CAP,
         set_size=12,
@@ -61,7 +71,7 @@ def crowd_campaign(assistant) -> Campaign:
 
 @pytest.mark.timeout(600)
 def test_a_simulated_crowd_fills_every_item_to_its_overlap_and_only_gold_failers_are_paused(
-    lab_server, celery_worker_process, tiny_assistant
+    lab_server, celery_worker_process, tiny_assistant, client, researcher
 ):
     campaign = crowd_campaign(tiny_assistant)
     prompts = [("test", [Message(HUMAN, f"Tell me about the number {i}.")]) for i in range(ITEMS)]
@@ -110,3 +120,35 @@ def test_a_simulated_crowd_fills_every_item_to_its_overlap_and_only_gold_failers
     assert summary["gold_seen"] >= 2 * FAILING
     # The run ended because the queue was empty (or a set was done), not on a timeout.
     assert set(summary["ended"]) <= {"empty", "done", "paused"}, summary["ended"]
+
+    # The researcher's panel prints the selectors' figures for what the crowd did.
+    client.force_login(researcher)
+    panel_shows_the_selectors_figures(client, campaign)
+
+
+def panel_shows_the_selectors_figures(client, campaign: Campaign) -> None:
+    page = client.get(reverse("panel:dashboard", args=[campaign.slug])).content.decode()
+    d = dashboard_selectors.campaign_dashboard(campaign)
+    shown = figures(page)
+    names = ["collected", "judgments", "answers_last_day", "workers_last_day", "paused_workers"]
+    assert {n: shown[n] for n in names} == {n: str(getattr(d, n)) for n in names}
+    assert d.paused_workers == FAILING and d.judgments >= ITEMS * OVERLAP
+
+    page = client.get(reverse("panel:quality", args=[campaign.slug])).content.decode()
+    shown = figures(page)
+    agreement = quality_panel_selectors.campaign_agreement(campaign)
+    assert agreement.overlap_items == ITEMS
+    assert shown["raw"] == pct(agreement.raw)
+    assert shown["alpha"] == decimal(agreement.alpha)
+    assert shown["raw_interval"] == pct_interval(agreement.raw_interval)
+    bias = quality_panel_selectors.campaign_bias(campaign)
+    assert shown["first_position"] == pct(bias.first_position.rate)
+
+    page = client.get(reverse("panel:leaderboard") + f"?campaign={campaign.slug}").content
+    rows = re.findall(r'<tr class="model".*?</tr>', page.decode(), flags=re.S)
+    board = quality_panel_selectors.leaderboard(campaign)
+    assert len(board.rows) == len(rows) == 2 and board.battles > 0
+    for row, html in zip(board.rows, rows, strict=True):
+        cells = figures(html)
+        assert cells["strength"] == f"{row.points:.0f}"
+        assert (cells["battles"], cells["wins"]) == (str(row.battles), str(row.wins))
