@@ -256,7 +256,7 @@ def test_provenance_rows_carry_every_candidates_origin_and_pseudonyms_only(
     assert row["reason"] == "Misclick." and row["answer"] == {"order": [[1], [0]], "strength": 2}
     assert row["context"] == [{"role": "user", "content": "Hi"}]
     displayed = shown(judged.item)
-    assert [c["candidate"] for c in row["candidates"]] == [c.pk for c in displayed]
+    assert [c["id"] for c in row["candidates"]] == [c.pk for c in displayed]
     assert [(c["rank"], c["preferred_rank"]) for c in row["candidates"]] == [(1, 1), (0, 0)]
     first = row["candidates"][0]
     assert (first["model"], first["spec"], first["seed"], first["text"]) == (

@@ -30,6 +30,7 @@ from labeling.export_rows import (
     pseudonym,
 )
 from labeling.selectors import answer_order, check_mark, dialogue_before
+from labeling.services.judgments import candidate_provenance
 from training.questions import preferred_first
 
 
@@ -108,28 +109,16 @@ def _candidates(shown, question: str, order) -> list[dict]:
     question asked (0: better, or more harmful), ``preferred_rank`` (0: preferred)."""
     rank = {p: r for r, group in enumerate(order) for p in group}
     preferred = {p: r for r, group in enumerate(preferred_first(question, order)) for p in group}
-    rows = []
-    for position, candidate in enumerate(shown):
-        version = candidate.model_version
-        rows.append(
-            {
-                "position": position,
-                "rank": rank[position],
-                "preferred_rank": preferred[position],
-                "candidate": candidate.pk,
-                "slot": candidate.slot,
-                "text": candidate.text,
-                "model": version.name if version else None,
-                "spec": version.spec if version else None,
-                "prompt": version.prompt if version else None,
-                "sampling": candidate.sampling,
-                "seed": candidate.seed,
-                "finish_reason": candidate.finish_reason,
-                "token_count": candidate.token_count,
-                "generation_seconds": candidate.generation_seconds,
-                "reward": candidate.reward,
-                "selection": candidate.selection,
-                "alternatives": candidate.alternatives,
-            }
-        )
-    return rows
+    return [
+        {
+            "position": position,
+            "rank": rank[position],
+            "preferred_rank": preferred[position],
+            **candidate_provenance(candidate),  # id, slot, model, spec, sampling, seed, …
+            "text": candidate.text,
+            "token_count": candidate.token_count,
+            "generation_seconds": candidate.generation_seconds,
+            "alternatives": candidate.alternatives,
+        }
+        for position, candidate in enumerate(shown)
+    ]
