@@ -220,13 +220,17 @@ class SimWorker:
         """Whether work may still come to this worker although none was served just now:
         an item with an open slot (another worker was reserving at that moment), or other
         workers' live reservations (a skip frees a slot; a split answer raises the overlap).
-        A person would come back a little later; the run's deadline bounds the wait."""
+        A person would come back a little later; the run's deadline bounds the wait. A
+        closed campaign, or one that reached its target, serves nothing more: the end."""
         from django.contrib.auth import get_user_model
 
         from labeling.models import Assignment
-        from labeling.queue_selectors import live_item_q, open_items
+        from labeling.queue_selectors import live_item_q, open_items, target_reached
 
         user = get_user_model().objects.get(pk=self.log.user_id)
+        self.campaign.refresh_from_db(fields=["is_active", "target"])
+        if not self.campaign.is_active or target_reached(self.campaign, user):
+            return False
         live = Assignment.objects.filter(live_item_q(), campaign=self.campaign)
         return open_items(self.campaign, user).exists() or live.exclude(worker=user).exists()
 
