@@ -153,7 +153,10 @@ def _strengths_figure(board: selectors.Leaderboard):
     ax.set_yticks(list(ys), [r.model.name for r in rows], color=plots.INK)
     ax.axvline(1000, color=plots.MUTED, linewidth=0.8, linestyle=":")
     ax.set_xlabel("strength (Elo-like points; mean model 1000)", color=plots.INK)
-    ax.legend(loc="lower right", fontsize="small", frameon=False)
+    # Above the axes, never over a model's interval.
+    ax.legend(
+        loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, fontsize="small", frameon=False
+    )
     ax.spines[["top", "right"]].set_visible(False)
     return fig
 
