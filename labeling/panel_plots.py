@@ -1,4 +1,4 @@
-"""The figures of the panel's dashboard and preference-model pages, drawn from the
+"""The figures of the panel's dashboard, leaderboard and preference-model pages, drawn from the
 selectors' dataclasses (the same values the pages print). Served as SVG by the views
 through ``labeling.plots``."""
 
@@ -12,6 +12,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from labeling.dashboard_selectors import Activity
 from labeling.model_selectors import PreferenceModelRow
 from labeling.plots import ACCENT, INK, MUTED, empty, figure
+from labeling.quality_panel_selectors import Leaderboard, LeaderboardRow
 
 HHH_COLOUR = "#b4531c"  # the HHH evaluation, apart from the held-out accuracy's accent
 # A phone's version of a wide figure (the page picks it with <picture> under 760 px): drawn
@@ -118,3 +119,41 @@ def _style(ax) -> None:
     ax.tick_params(colors=MUTED, labelsize=8)
     ax.xaxis.label.set_color(MUTED)
     ax.yaxis.label.set_color(MUTED)
+
+
+def strengths_figure(board: Leaderboard) -> Figure:
+    """Each model's strength (Elo-like points) with its 95% interval, plain and
+    length-controlled, strongest on top."""
+    rows = board.rows
+    fig = figure(5.5, max(2.0, 0.5 * len(rows) + 1.2))  # narrow: legible on a phone
+    if not rows:
+        return empty(fig, "No battles yet: judgments of two different models")
+    ax = fig.add_subplot()
+    ys = range(len(rows))[::-1]
+    series = [
+        ("plain", ACCENT, "o", 0.12, lambda r: (r.points, r.points_interval)),
+        ("length-controlled", MUTED, "s", -0.12, _controlled),
+    ]
+    for label, colour, marker, shift, read in series:
+        values = [read(r) for r in rows]
+        x = [v for v, _ in values]
+        err = [
+            [v - (i or (v, v))[0] for v, i in values],
+            [(i or (v, v))[1] - v for v, i in values],
+        ]
+        ax.errorbar(
+            x, [y + shift for y in ys], xerr=err, fmt=marker, color=colour, capsize=3, label=label
+        )
+    ax.set_yticks(list(ys), [r.model.name for r in rows], color=INK)
+    ax.axvline(1000, color=MUTED, linewidth=0.8, linestyle=":")
+    ax.set_xlabel("strength (Elo-like points; mean model 1000)", color=INK)
+    # Above the axes, never over a model's interval.
+    ax.legend(
+        loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, fontsize="small", frameon=False
+    )
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+def _controlled(row: LeaderboardRow):
+    return row.controlled_points, row.controlled_points_interval

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
-from labeling import plots
+from labeling import panel_plots, plots
 from labeling import quality_panel_selectors as selectors
 from labeling.gate import go
 from labeling.models import Campaign, Pause
@@ -119,47 +119,9 @@ def leaderboard(request):
 @require_GET
 def leaderboard_plot(request):
     board = selectors.leaderboard(_campaign_or_none(request))
-    return plots.svg_response(_strengths_figure(board))
+    return plots.svg_response(panel_plots.strengths_figure(board))
 
 
 def _campaign_or_none(request) -> Campaign | None:
     slug = request.GET.get("campaign")
     return get_object_or_404(Campaign, slug=slug) if slug else None
-
-
-def _strengths_figure(board: selectors.Leaderboard):
-    """Each model's strength (Elo-like points) with its 95% interval, plain and
-    length-controlled, strongest on top."""
-    rows = board.rows
-    fig = plots.figure(5.5, max(2.0, 0.5 * len(rows) + 1.2))  # narrow: legible on a phone
-    if not rows:
-        return plots.empty(fig, "No battles yet: judgments of two different models")
-    ax = fig.add_subplot()
-    ys = range(len(rows))[::-1]
-    series = [
-        ("plain", plots.ACCENT, "o", 0.12, lambda r: (r.points, r.points_interval)),
-        ("length-controlled", plots.MUTED, "s", -0.12, _controlled),
-    ]
-    for label, colour, marker, shift, read in series:
-        values = [read(r) for r in rows]
-        x = [v for v, _ in values]
-        err = [
-            [v - (i or (v, v))[0] for v, i in values],
-            [(i or (v, v))[1] - v for v, i in values],
-        ]
-        ax.errorbar(
-            x, [y + shift for y in ys], xerr=err, fmt=marker, color=colour, capsize=3, label=label
-        )
-    ax.set_yticks(list(ys), [r.model.name for r in rows], color=plots.INK)
-    ax.axvline(1000, color=plots.MUTED, linewidth=0.8, linestyle=":")
-    ax.set_xlabel("strength (Elo-like points; mean model 1000)", color=plots.INK)
-    # Above the axes, never over a model's interval.
-    ax.legend(
-        loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, fontsize="small", frameon=False
-    )
-    ax.spines[["top", "right"]].set_visible(False)
-    return fig
-
-
-def _controlled(row: selectors.LeaderboardRow):
-    return row.controlled_points, row.controlled_points_interval

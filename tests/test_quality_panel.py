@@ -322,7 +322,9 @@ def test_the_leaderboard_fits_the_battles_between_two_models(
     client.force_login(researcher)
     response = client.get(reverse("panel:leaderboard"), {"campaign": pairs.slug})
     html = response.content.decode()
-    row = re.search(r"<tr>\s*<th scope=\"row\">alpha</th>.*?</tr>", html, flags=re.S).group(0)
+    row = re.search(
+        r"<tr class=\"model\">\s*<th scope=\"row\">alpha</th>.*?</tr>", html, flags=re.S
+    ).group(0)
     assert figures(row)["strength"] == str(round(ratings.elo(first.strength)))
     assert figures(row)["wins"] == "3"
     assert figures(html)["battles"] == "5"

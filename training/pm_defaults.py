@@ -39,7 +39,6 @@ GRID: dict[str, dict] = {
     TODAY: {"lr": 1e-5, "max_length": 512, "epochs": 1, "batch_size": 8, "pairs": 600},
     "lr3e-5": {"lr": 3e-5, "max_length": 512, "epochs": 1, "batch_size": 8, "pairs": 600},
     "lr6e-5": {"lr": 6e-5, "max_length": 512, "epochs": 1, "batch_size": 8, "pairs": 600},
-    "lr3e-5-b4": {"lr": 3e-5, "max_length": 512, "epochs": 1, "batch_size": 4, "pairs": 600},
     "lr3e-5-len160-1000": {
         "lr": 3e-5,
         "max_length": 160,
