@@ -237,6 +237,7 @@ LAB_RETRAIN_MIN_COMPARISONS = env_int("LAB_RETRAIN_MIN_COMPARISONS", 20, minimum
 LAB_TRAIN_MAX_LENGTH = env_int("LAB_TRAIN_MAX_LENGTH", 512, minimum=16)
 LAB_TRAIN_EPOCHS = env_int("LAB_TRAIN_EPOCHS", 1, minimum=1)
 LAB_TRAIN_BATCH_SIZE = env_int("LAB_TRAIN_BATCH_SIZE", 4, minimum=1)
+LAB_TRAIN_LR = env_float("LAB_TRAIN_LR", 1e-5, minimum=0.0)  # peak AdamW rate, decayed to 0
 # Torch threads per worker process; 0 keeps torch's default (one per core).
 LAB_TORCH_THREADS = env_int("LAB_TORCH_THREADS", 0, minimum=0)
 # How often a worker writes a candidate's streamed text to the database (the page reads

@@ -17,6 +17,7 @@ def default_training_config() -> dict:
         "max_length": settings.LAB_TRAIN_MAX_LENGTH,
         "epochs": settings.LAB_TRAIN_EPOCHS,
         "batch_size": settings.LAB_TRAIN_BATCH_SIZE,
+        "lr": settings.LAB_TRAIN_LR,
     }
 
 
