@@ -215,7 +215,7 @@ def test_finishing_with_a_rating_ends_the_conversation(owner_client, conversatio
         "turn",
         "candidateresponse",
         "judgment",
-        "trainingrun",
+        "run",
     ],
 )
 def test_the_admin_lists_every_model_for_staff_only(client, researcher, owner, model, conversation):
