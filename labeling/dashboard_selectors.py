@@ -15,7 +15,6 @@ from datetime import date, datetime, timedelta
 import numpy as np
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce, TruncDate
-from django.http import Http404
 from django.utils import timezone
 
 from labeling.crowd_selectors import counted_judgments, worker_paused
@@ -83,13 +82,6 @@ class Dashboard:
     def percent(self) -> int | None:
         """``progress`` as a whole percentage, for the page."""
         return None if self.progress is None else round(self.progress * 100)
-
-
-def get_campaign(slug: str) -> Campaign:
-    try:
-        return Campaign.objects.get(slug=slug)
-    except Campaign.DoesNotExist:
-        raise Http404 from None
 
 
 def answers(campaign: Campaign) -> QuerySet[Judgment]:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.http import Http404
-
-from labeling.models import ModelVersion, Run
+from labeling.models import ModelVersion
+from labeling.services.evaluation import BENCHMARK
 from training import pm_metrics
 
 CONFIDENCE = 0.95  # of the Wilson interval on held-out accuracy
@@ -47,32 +46,18 @@ def preference_models() -> list[PreferenceModelRow]:
     versions = list(
         ModelVersion.objects.filter(kind=ModelVersion.Kind.PREFERENCE).order_by("created_at", "pk")
     )
-    hhh = hhh_evaluations([v.pk for v in versions])
-    return [_row(v, hhh.get(v.pk)) for v in versions]
+    return [_row(v, hhh_summary(v)) for v in versions]
 
 
-def hhh_evaluations(version_ids: list[int]) -> dict[int, Hhh]:
-    """Each version's latest succeeded HHH evaluation run, read from the run's results.
-    (The one place this module reads runs.)"""
-    runs = Run.objects.filter(
-        kind=Run.Kind.EVALUATION, status=Run.Status.SUCCEEDED, model_version_id__in=version_ids
-    ).order_by("finished_at", "pk")
-    found = {}
-    for run in runs:  # later runs overwrite earlier ones
-        scoring = run.metrics.get("scoring") or {}
-        result = scoring.get(HHH_SCORING) or next(iter(scoring.values()), None)
-        if result is not None:
-            found[run.model_version_id] = Hhh(
-                accuracy=result["overall"], examples=run.metrics.get("examples", 0), run_id=run.pk
-            )
-    return found
-
-
-def get_preference_model(version_id: int) -> ModelVersion:
-    try:
-        return ModelVersion.objects.get(pk=version_id, kind=ModelVersion.Kind.PREFERENCE)
-    except ModelVersion.DoesNotExist:
-        raise Http404 from None
+def hhh_summary(version: ModelVersion) -> Hhh | None:
+    """Its latest succeeded HHH evaluation: the summary ``services.evaluation`` keeps on the
+    version's metrics (``metrics["hhh"]``: the run, its examples, accuracy per scoring)."""
+    summary = version.metrics.get(BENCHMARK) or {}
+    scores = {k: v for k, v in summary.items() if k not in ("run", "examples")}
+    accuracy = scores.get(HHH_SCORING, next(iter(scores.values()), None))
+    if accuracy is None:
+        return None
+    return Hhh(accuracy=accuracy, examples=summary.get("examples", 0), run_id=summary.get("run"))
 
 
 def reliability_bins(version: ModelVersion) -> list[dict]:

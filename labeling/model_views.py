@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 
 from labeling import model_selectors, panel_plots, plots
+from labeling.models import ModelVersion
 from labeling.panel_access import researcher_required
 
 
@@ -23,6 +24,6 @@ def history_svg(request):
 
 @researcher_required
 def reliability_svg(request, version_id: int):
-    version = model_selectors.get_preference_model(version_id)
+    version = get_object_or_404(ModelVersion, pk=version_id, kind=ModelVersion.Kind.PREFERENCE)
     bins = model_selectors.reliability_bins(version)
     return plots.svg_response(panel_plots.reliability_figure(bins, title=version.name))

@@ -12,6 +12,8 @@ from scipy.stats import binomtest
 
 from labeling import model_selectors, panel_plots
 from labeling.models import ModelVersion, Run
+from labeling.services.evaluation import evaluation_succeed
+from labeling.services.runs import run_fail
 from training.pm_metrics import reliability_bins
 
 pytestmark = pytest.mark.django_db
@@ -38,13 +40,13 @@ def trained(name: str, accuracy: float, *, incumbent=None, active=False, **metri
 
 
 def evaluated(version: ModelVersion, accuracy: float, *, status=Run.Status.SUCCEEDED) -> Run:
-    scoring = {"reward": {"overall": accuracy, "by_category": {}}}
-    return Run.objects.create(
-        kind=Run.Kind.EVALUATION,
-        status=status,
-        model_version=version,
-        metrics={"examples": 58, "scoring": scoring} if status == Run.Status.SUCCEEDED else {},
-    )
+    """An HHH evaluation run ended the way the worker ends one (services)."""
+    run = Run.objects.create(kind=Run.Kind.EVALUATION, model_version=version)
+    if status == Run.Status.SUCCEEDED:
+        scoring = {"reward": {"overall": accuracy, "by_category": {}}}
+        return evaluation_succeed(run_id=run.pk, metrics={"examples": 58, "scoring": scoring})
+    run_fail(run_id=run.pk, error="the worker died")
+    return run
 
 
 @pytest.fixture
