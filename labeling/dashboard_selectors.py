@@ -17,18 +17,17 @@ from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from labeling.crowd_selectors import counted_judgments, worker_paused
+from labeling import queue_selectors
+from labeling.crowd_selectors import counted_judgments
 from labeling.models import (
     Campaign,
     CandidateResponse,
-    Conversation,
     GoldItem,
     Judgment,
     Pause,
     Turn,
 )
 
-CHAT_KINDS = (Campaign.Kind.CHAT, Campaign.Kind.RED_TEAM)
 HOURS = 48  # hourly activity: the last 48 hours
 DAYS = 30  # daily activity: the last 30 calendar days (the server's time zone)
 RECENT_ANSWERS = 1000  # the median time per judgment reads the latest answers
@@ -117,7 +116,7 @@ def activity(campaign: Campaign, *, now: datetime | None = None) -> Activity:
 def campaign_dashboard(campaign: Campaign, *, now: datetime | None = None) -> Dashboard:
     now = now or timezone.now()
     counted = counted_judgments(Judgment.objects.current().filter(campaign=campaign)).count()
-    unit, collected = _collected(campaign, counted)
+    unit, collected = queue_selectors.collected(campaign)
     hourly = activity(campaign, now=now).hourly
     ready = _ready_seconds(campaign)
     queue = dict(
@@ -155,15 +154,6 @@ def campaign_dashboard(campaign: Campaign, *, now: datetime | None = None) -> Da
         ready_turns=len(ready),
         recent_items=tuple(_recent_items(campaign)),
     )
-
-
-def _collected(campaign: Campaign, counted: int) -> tuple[str, int]:
-    """What the target counts, as ``queue_selectors.target_reached`` reads it (without the
-    reservations it adds to keep a crowd from overshooting)."""
-    if campaign.kind not in CHAT_KINDS:
-        return "judgments", counted
-    conversations = Conversation.objects.filter(campaign=campaign, worker__isnull=False)
-    return "conversations", conversations.exclude(worker_paused()).count()
 
 
 def _workers_since(campaign: Campaign, since: datetime) -> int:

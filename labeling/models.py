@@ -303,6 +303,10 @@ class Campaign(models.Model):
         }
 
 
+# Campaigns whose tasks are conversations (a worker talks, picking a reply each turn).
+CHAT_KINDS = (Campaign.Kind.CHAT, Campaign.Kind.RED_TEAM)
+
+
 class Conversation(models.Model):
     class Status(models.TextChoices):
         OPEN = "open", "Open"

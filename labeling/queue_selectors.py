@@ -38,6 +38,7 @@ from django.utils.crypto import salted_hmac
 from labeling import item_selectors
 from labeling.crowd_selectors import counted_judgments, worker_paused
 from labeling.models import (
+    CHAT_KINDS,
     Assignment,
     Campaign,
     Conversation,
@@ -45,7 +46,6 @@ from labeling.models import (
     Turn,
 )
 
-CHAT_KINDS = (Campaign.Kind.CHAT, Campaign.Kind.RED_TEAM)
 RESERVED = Assignment.Status.RESERVED
 # What a set counts as done: a report is a task done, never a judgment; skips and
 # expiries are not.
@@ -142,23 +142,26 @@ def tasks_served(campaign: Campaign, worker) -> int:
 # --- Target ----------------------------------------------------------------------------------
 
 
+def collected(campaign: Campaign) -> tuple[str, int]:
+    """What a campaign's target counts, and how much of it there is: conversations started
+    by workers not paused (chat, red team), or judgments that count (ranking, re-judge)."""
+    if campaign.kind in CHAT_KINDS:
+        started = Conversation.objects.filter(campaign=campaign, worker__isnull=False)
+        return "conversations", started.exclude(worker_paused()).count()
+    return "judgments", _judgments(campaign).count()
+
+
 def target_reached(campaign: Campaign, worker) -> bool:
-    """Chat and red team: conversations started by workers not paused. Ranking and
-    re-judge: judgments that count, plus other workers' live reservations (each will
-    likely become one), so that a crowd asking at once does not overshoot by much."""
+    """``collected`` reaches the target; for judgments, other workers' live reservations
+    count too (each will likely become one), so that a crowd asking at once does not
+    overshoot by much."""
     if campaign.target is None:
         return False
-    if campaign.kind in CHAT_KINDS:
-        collected = (
-            Conversation.objects.filter(campaign=campaign, worker__isnull=False)
-            .exclude(worker_paused())
-            .count()
-        )
-    else:
-        judged = counted_judgments(Judgment.objects.current().filter(campaign=campaign))
+    unit, count = collected(campaign)
+    if unit == "judgments":
         holding = Assignment.objects.filter(live_item_q(), campaign=campaign, is_gold=False)
-        collected = judged.count() + holding.exclude(worker=worker).count()
-    return collected >= campaign.target
+        count += holding.exclude(worker=worker).count()
+    return count >= campaign.target
 
 
 # --- Slots -----------------------------------------------------------------------------------

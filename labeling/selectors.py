@@ -14,6 +14,7 @@ from django.utils import timezone
 from labeling import scale
 from labeling.crowd_selectors import counted_judgments, worker_paused
 from labeling.models import (
+    CHAT_KINDS,
     Campaign,
     CandidateResponse,
     Conversation,
@@ -29,8 +30,6 @@ from labeling.streams import LiveCandidate
 from models_backend.dialogue import ASSISTANT, HUMAN, Message, Pair
 from training.comparisons import Ranking
 from training.questions import preferred_first, ranked_responses
-
-CHAT_KINDS = (Campaign.Kind.CHAT, Campaign.Kind.RED_TEAM)
 
 
 def campaigns_for_worker(user) -> QuerySet[Campaign]:

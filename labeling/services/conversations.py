@@ -10,14 +10,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from labeling import scale
-from labeling.models import Campaign, CandidateResponse, Conversation, Judgment, Turn
+from labeling.models import CHAT_KINDS, Campaign, CandidateResponse, Conversation, Judgment, Turn
 from labeling.services import queue
 from labeling.services.crowd import judgment_made
 from labeling.services.generation import candidates_create
 from labeling.services.judgments import judgment_record
 
 MAX_MESSAGE_CHARS = 4000
-CHAT_KINDS = (Campaign.Kind.CHAT, Campaign.Kind.RED_TEAM)
 _shuffle = random.SystemRandom().shuffle  # display order: unpredictable, one per item
 
 

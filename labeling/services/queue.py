@@ -24,7 +24,7 @@ from django.db.models.functions import Least
 from django.utils import timezone
 
 from labeling import queue_selectors as queued
-from labeling.models import Assignment, Campaign, Conversation, GoldItem, Judgment, Turn
+from labeling.models import CHAT_KINDS, Assignment, Campaign, Conversation, GoldItem, Judgment, Turn
 from labeling.services import conversations
 
 Status = Assignment.Status
@@ -42,7 +42,7 @@ def task_next(*, campaign: Campaign, worker) -> Assignment | None:
     live = queued.live_assignment(campaign, worker)
     if live is not None:
         return live
-    if campaign.kind in queued.CHAT_KINDS:
+    if campaign.kind in CHAT_KINDS:
         conversation = _open_conversation(campaign, worker)
         if conversation is not None:  # begun before it had an assignment
             return _conversation_task(campaign, worker, conversation)
@@ -164,7 +164,7 @@ def _reserve(campaign: Campaign, worker, *, set_number: int) -> Assignment | Non
     if not campaign.is_active or queued.target_reached(campaign, worker):
         return None
     gold_due = queued.gold_due(campaign, worker, queued.tasks_served(campaign, worker) + 1)
-    if campaign.kind in queued.CHAT_KINDS:
+    if campaign.kind in CHAT_KINDS:
         gold = queued.gold_for_worker(campaign, worker).order_by("?").first() if gold_due else None
         if gold is not None:
             return _hold(campaign, worker, gold, set_number=set_number, is_gold=True)
