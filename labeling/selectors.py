@@ -229,17 +229,23 @@ def quiz_answers(*, campaign_slug: str | None = None) -> QuerySet[QuizAnswer]:
     request (``export_preferences --include-checks``)."""
     qs = QuizAnswer.objects.select_related(
         "attempt__campaign", "attempt__worker", "gold__item"
-    ).prefetch_related("gold__item__candidates")
+    ).prefetch_related("gold__item__candidates__model_version")
     if campaign_slug:
         qs = qs.filter(attempt__campaign__slug=campaign_slug)
     return qs.order_by("pk")
 
 
+def quiz_answer_candidates(answer: QuizAnswer) -> list[CandidateResponse]:
+    """The gold item's candidates in the order the quiz showed them."""
+    by_slot = {c.slot: c for c in answer.gold.item.candidates.all()}
+    return [by_slot[slot] for slot in answer.shown]
+
+
 def quiz_answer_shown(answer: QuizAnswer) -> tuple[list[str], list[list[int]]]:
     """(texts in the order shown, the answer as groups of display positions, top first):
     ``judgment_shown`` for a quiz answer."""
-    by_slot = {c.slot: c.text for c in answer.gold.item.candidates.all()}
-    return [by_slot[slot] for slot in answer.shown], [list(g) for g in answer.order]
+    texts = [c.text for c in quiz_answer_candidates(answer)]
+    return texts, [list(g) for g in answer.order]
 
 
 def with_entries(qs: QuerySet[Judgment]) -> QuerySet[Judgment]:

@@ -25,7 +25,13 @@ from labeling.export_rows import (
     exported_quiz_answers,
     pseudonym,
 )
-from labeling.selectors import check_mark, dialogue_before, judgment_ranking, judgment_shown
+from labeling.selectors import (
+    check_mark,
+    dialogue_before,
+    judgment_ranking,
+    judgment_shown,
+    quiz_answer_candidates,
+)
 from training.comparisons import Ranking, ranking_pairs
 from training.questions import preferred_first
 
@@ -106,8 +112,7 @@ def _quiz_pairs(*, include_weakest: bool, campaign_slug: str | None):
     for answer, campaign, _, _, ranking in exported_quiz_answers(
         include_weakest=include_weakest, campaign_slug=campaign_slug
     ):
-        by_slot = {c.slot: c for c in answer.gold.item.candidates.all()}
-        shown = [by_slot[slot] for slot in answer.shown]
+        shown = quiz_answer_candidates(answer)
         about = {
             "judgment": None,
             "campaign": campaign.slug,

@@ -29,7 +29,12 @@ from labeling.export_rows import (
     exported_quiz_answers,
     pseudonym,
 )
-from labeling.selectors import answer_order, check_mark, dialogue_before
+from labeling.selectors import (
+    answer_order,
+    check_mark,
+    dialogue_before,
+    quiz_answer_candidates,
+)
 from labeling.services.judgments import candidate_provenance
 from training.questions import preferred_first
 
@@ -79,7 +84,6 @@ def _quiz_rows(*, include_weakest: bool, campaign_slug: str | None):
     for answer, campaign, context, _, _ in exported_quiz_answers(
         include_weakest=include_weakest, campaign_slug=campaign_slug
     ):
-        by_slot = {c.slot: c for c in answer.gold.item.candidates.all()}
         order = [list(group) for group in answer.order]
         yield {
             "judgment": None,
@@ -96,9 +100,7 @@ def _quiz_rows(*, include_weakest: bool, campaign_slug: str | None):
             "time_spent_ms": answer.time_spent_ms,
             "created_at": answer.created_at.isoformat(),
             "context": chat_messages(context),
-            "candidates": _candidates(
-                [by_slot[slot] for slot in answer.shown], campaign.question, order
-            ),
+            "candidates": _candidates(quiz_answer_candidates(answer), campaign.question, order),
             "answer": {"order": order, "strength": answer.strength},
             "excluded": "quiz",
         }

@@ -61,7 +61,8 @@ def _pairs(o: dict) -> int:
     return judged + quizzed
 
 
-def _options(include_weakest: bool, campaign_slug: str | None, include_checks: bool) -> dict:
+def options(include_weakest: bool, campaign_slug: str | None, include_checks: bool) -> dict:
+    """The keyword options every format's ``rows`` and ``total`` take."""
     return {
         "include_weakest": include_weakest,
         "campaign_slug": campaign_slug,
@@ -71,7 +72,7 @@ def _options(include_weakest: bool, campaign_slug: str | None, include_checks: b
 
 def _counter(count: Callable[[dict], int], *, weakest: bool = True):
     def total(*, include_weakest, campaign_slug, include_checks) -> int:
-        return count(_options(include_weakest or not weakest, campaign_slug, include_checks))
+        return count(options(include_weakest or not weakest, campaign_slug, include_checks))
 
     return total
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from labeling.exports.registry import FORMATS, Format
+from labeling.exports.registry import FORMATS, Format, options
 from labeling.models import Campaign
 
 PROGRESS_EVERY = 500  # rows between two calls of ``progress``
@@ -102,11 +102,7 @@ def _checked(spec: Format, *, campaign_slug, include_weakest, include_checks) ->
         raise ExportError(f"--include-weakest means nothing for --format {spec.name}")
     if campaign_slug and not Campaign.objects.filter(slug=campaign_slug).exists():
         raise ExportError(f"no campaign {campaign_slug!r}")
-    return {
-        "include_weakest": include_weakest,
-        "campaign_slug": campaign_slug,
-        "include_checks": include_checks,
-    }
+    return options(include_weakest, campaign_slug, include_checks)
 
 
 class _Counter:
