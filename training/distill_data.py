@@ -18,12 +18,12 @@ import logging
 import os
 import random
 import sys
-import tempfile
 from pathlib import Path
 
 from models_backend.dialogue import ASSISTANT, HUMAN, Message, to_transcript
 from training.cli import Parser, log_to_stderr
 from training.data import DataError, jsonl_rows
+from training.jsonl import write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +53,10 @@ def _text(row: dict, where: str) -> str:
 
 
 def write_texts(path, texts: list[str]) -> None:
-    """Write a distillation file atomically (a temporary sibling, then a rename)."""
+    """Write a distillation file atomically (``training.jsonl``)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=f".{target.name}-", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.writelines(json.dumps({"text": text}) + "\n" for text in texts)
-        os.replace(staging, target)
-    finally:
-        if os.path.exists(staging):
-            os.unlink(staging)
+    write_jsonl(target, ({"text": text} for text in texts))
 
 
 def sample_texts(lm, prompt_text: str, *, count: int, max_new_tokens: int, seed: int) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from labeling.exports.registry import FORMATS, Format, options
 from labeling.models import Campaign
+from training.jsonl import write_jsonl
 
 PROGRESS_EVERY = 500  # rows between two calls of ``progress``
 Progress = Callable[[int, int | None], None]  # (rows written so far, rows in all)
@@ -64,7 +64,7 @@ def export_write(
 
         write_dataset_folder(path, rows, include_checks=include_checks)
     else:
-        _write_jsonl(path, rows)
+        write_jsonl(path, rows)
     counter.finish()
     return ExportResult(path, counter.done, _size(path))
 
@@ -124,18 +124,6 @@ class _Counter:
     def _report(self) -> None:
         if self.progress is not None:
             self.progress(self.done, self.total)
-
-
-def _write_jsonl(path: Path, rows: Iterator[dict]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _size(path: Path) -> int:
