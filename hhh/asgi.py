@@ -6,4 +6,8 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hhh.settings")
+# Each request runs its view in a thread of its own: on PostgreSQL they share a pool of
+# connections, checked as they are handed out (hhh/settings.py). The pool also bounds a
+# server's connections: requests beyond it wait their turn.
+os.environ.setdefault("LAB_DB_POOL_SIZE", "10")
 application = get_asgi_application()

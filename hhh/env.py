@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -57,3 +58,27 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def var_secret_key(path: Path) -> str:
+    """The secret key kept at `path`, generated on first use. Written whole under another
+    name and linked into place, so processes starting at once all read the same key."""
+    if not path.exists():
+        from django.core.management.utils import get_random_secret_key
+
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(get_random_secret_key())
+        try:
+            os.link(draft, path)  # fails if another process linked its key first: use that
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    key = path.read_text().strip()
+    if not key:
+        raise ImproperlyConfigured(
+            f"{path} is empty: delete it (a new key is made) or set DJANGO_SECRET_KEY"
+        )
+    return key

@@ -8,21 +8,54 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from psycopg_pool import ConnectionPool
 
-from hhh.env import env_bool, env_float, env_int, env_list, env_str
+from hhh.env import env_bool, env_float, env_int, env_list, env_str, var_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("LAB_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
-    SECRET_KEY = "dev-only-insecure-key-set-DJANGO_SECRET_KEY-in-production"
+# Debug pages show settings and code: never on by default, not even in the demo.
+DEBUG = env_bool("DJANGO_DEBUG", False)
+# From the environment; else a key generated once and kept under the var folder, so a demo
+# keeps its sessions across restarts. Several web hosts must share one: set it there.
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "") or var_secret_key(VAR_DIR / "secret_key")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+# --- HTTPS (README, "Running it in production"). DJANGO_HTTPS=1 says the lab is served over
+# HTTPS only: redirect http, HSTS for a year with subdomains and preload, cookies never sent
+# in clear. Each can still be set on its own. Off by default: the demo is http://localhost.
+_HTTPS = env_bool("DJANGO_HTTPS", False)
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", _HTTPS)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000 if _HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", _HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", _HTTPS)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", _HTTPS)
+CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", _HTTPS)
+# Behind a proxy that ends TLS and says so in X-Forwarded-Proto (and strips a client's own):
+# only then may Django believe the header, else a client could claim https.
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_BEHIND_TLS_PROXY", False) else None
+)
+
+# --- Content-Security-Policy (django-csp), enforcing: every script, style, image and
+# connection from the lab's own origin, nothing inline (the templates carry no inline
+# script, style or handler; the browser tests fail on any violation), no frames.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -35,11 +68,13 @@ INSTALLED_APPS = [
     "template_partials",
     "axes",
     "django_ratelimit",
+    "csp",
     "labeling",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, before anything else
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -76,7 +111,27 @@ if _db_scheme not in {"sqlite", "postgres", "postgresql"}:
     raise ImproperlyConfigured(
         f"DATABASE_URL scheme {_db_scheme!r} is not supported (use sqlite:/// or postgres://)"
     )
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+# PostgreSQL connections outlive a request. A worker or command process keeps one per
+# thread for LAB_DB_CONN_MAX_AGE seconds and checks it before reuse (a database restart
+# or a killed backend costs a reconnect, not an error). The web server (hhh/asgi.py) runs
+# each request in a thread of its own, where a per-thread connection would be opened
+# every time and kept nowhere: it sets LAB_DB_POOL_SIZE and shares a pool instead, whose
+# connections are checked as they are handed out.
+LAB_DB_POOL_SIZE = env_int("LAB_DB_POOL_SIZE", 0, minimum=0)
+if _db_scheme != "sqlite" and LAB_DB_POOL_SIZE:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django refuses persistence beside a pool
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {
+            "min_size": 1,
+            "max_size": LAB_DB_POOL_SIZE,
+            "timeout": env_float("LAB_DB_POOL_TIMEOUT", 10.0, minimum=0.1),  # wait, then fail
+            "check": ConnectionPool.check_connection,
+        }
+    }
+elif _db_scheme != "sqlite":
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("LAB_DB_CONN_MAX_AGE", 60, minimum=0)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if _db_scheme == "sqlite":
     DATABASES["default"]["OPTIONS"] = {
         # Web, worker and beat write to one file: WAL lets readers go on during a write,
@@ -134,7 +189,10 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-STATIC_ROOT.mkdir(exist_ok=True)  # else WhiteNoise warns at every start before collectstatic
+STATIC_ROOT.mkdir(exist_ok=True)
+# Also straight from the apps' folders (read once at start): a fresh checkout and the suite
+# serve their static files with debug off and before any collectstatic.
+WHITENOISE_USE_FINDERS = True  # else WhiteNoise warns at every start before collectstatic
 
 # --- Celery: a folder broker under var/ by default; CELERY_BROKER_URL=redis://… for Redis.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")

@@ -58,14 +58,52 @@ def test_the_lab_refuses_to_start_with_a_bad_setting(name, value, message):
     assert message in result.stderr
 
 
-def test_debug_off_without_a_secret_key_refuses_to_start():
-    env = {**os.environ, "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": ""}
+def test_without_a_secret_key_the_lab_makes_one_under_var_and_keeps_it(tmp_path):
+    env = {**os.environ, "LAB_VAR_DIR": str(tmp_path), "DJANGO_SECRET_KEY": ""}
+    script = "from django.conf import settings; print(settings.SECRET_KEY, settings.DEBUG)"
+    runs = [
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = "
+                f"'hhh.settings'; django.setup(); {script}",
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout.split()
+        for _ in range(2)
+    ]
+    key = (tmp_path / "secret_key").read_text()
+    assert runs[0] == runs[1] == [key, "False"]  # the same key again, and no debug pages
+    assert len(key) >= 50 and (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_the_documented_production_environment_passes_the_deploy_check(tmp_path):
+    env = {**os.environ, "LAB_VAR_DIR": str(tmp_path), **PRODUCTION_ENV}
+    env["DJANGO_SETTINGS_MODULE"] = "hhh.settings"  # the lab's own, not the suite's
     result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert result.returncode != 0 and "DJANGO_SECRET_KEY must be set" in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+# The README's production environment ("Running it in production"), less the URLs of the
+# database and the broker, which the suite already has.
+PRODUCTION_ENV = {
+    "DJANGO_SECRET_KEY": "a-long-random-key-only-for-this-test-0123456789abcdefghijklmnop",
+    "DJANGO_ALLOWED_HOSTS": "lab.example.org",
+    "DJANGO_CSRF_TRUSTED_ORIGINS": "https://lab.example.org",
+    "DJANGO_HTTPS": "1",
+    "DJANGO_BEHIND_TLS_PROXY": "1",
+}
