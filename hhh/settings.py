@@ -34,6 +34,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", _HTTPS)
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", _HTTPS)
 CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", _HTTPS)
+# A load balancer checks /healthz on the server's own port, in plain http.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 # Behind a proxy that ends TLS and says so in X-Forwarded-Proto (and strips a client's own):
 # only then may Django believe the header, else a client could claim https.
 SECURE_PROXY_SSL_HEADER = (
@@ -238,6 +240,10 @@ if LAB_GENERATION_STALE_SECONDS < 2 * LAB_GENERATION_HEARTBEAT_SECONDS:
         f"LAB_GENERATION_STALE_SECONDS={LAB_GENERATION_STALE_SECONDS:g} must be at least two "
         f"heartbeats (LAB_GENERATION_HEARTBEAT_SECONDS={LAB_GENERATION_HEARTBEAT_SECONDS:g})"
     )
+# Each worker writes a heartbeat this often (labeling.heartbeat); /healthz calls a worker
+# down once its heartbeat is LAB_WORKER_STALE_SECONDS old.
+LAB_WORKER_HEARTBEAT_SECONDS = env_float("LAB_WORKER_HEARTBEAT_SECONDS", 5.0, minimum=0.5)
+LAB_WORKER_STALE_SECONDS = env_float("LAB_WORKER_STALE_SECONDS", 30.0, minimum=1.0)
 CELERY_BEAT_SCHEDULE = {
     "retrain-preference-model": {
         "task": "labeling.tasks.schedule_preference_training",

@@ -674,6 +674,18 @@ class Run(models.Model):
         return self.status in {self.Status.SUCCEEDED, self.Status.FAILED}
 
 
+class WorkerHeartbeat(models.Model):
+    """A Celery worker's last sign of life, written by its main process every few seconds
+    (labeling.heartbeat) and read by /healthz: a worker that stopped beating is down."""
+
+    name = models.CharField(max_length=200, unique=True)  # the worker's node name
+    queues = models.CharField(max_length=200)  # the queues it consumes, comma-separated
+    beat_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.name} at {self.beat_at:%H:%M:%S}"
+
+
 # The crowd operation's models live in their own module of this app (same migrations).
 from labeling.crowd_models import (  # noqa: E402, F401
     Assignment,

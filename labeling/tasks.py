@@ -16,7 +16,11 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import OperationalError, connection
 
-from labeling import selectors, streams
+from labeling import (
+    heartbeat,  # noqa: F401 (a worker's heartbeat starts with it: /healthz)
+    selectors,
+    streams,
+)
 from labeling.generation_sink import GenerationSink, Heartbeat
 from labeling.models import Run
 from labeling.services import distillation as distill_services
