@@ -8,7 +8,6 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
-from psycopg_pool import ConnectionPool
 
 from hhh.env import env_bool, env_float, env_int, env_list, env_str, var_secret_key
 
@@ -87,6 +86,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     # Last, as django-axes asks: it turns a lockout raised during log-in into its page.
     "axes.middleware.AxesMiddleware",
+    # Last: it calls the view, and answers a dropped database connection (labeling.db_blips).
+    "labeling.db_blips.DatabaseBlipMiddleware",
 ]
 
 ROOT_URLCONF = "hhh.urls"
@@ -128,12 +129,12 @@ if _db_scheme != "sqlite" and LAB_DB_POOL_SIZE:
             "min_size": 1,
             "max_size": LAB_DB_POOL_SIZE,
             "timeout": env_float("LAB_DB_POOL_TIMEOUT", 10.0, minimum=0.1),  # wait, then fail
-            "check": ConnectionPool.check_connection,
         }
     }
 elif _db_scheme != "sqlite":
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("LAB_DB_CONN_MAX_AGE", 60, minimum=0)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Checked before reuse; with the pool, as each connection is handed out.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = _db_scheme != "sqlite"
 if _db_scheme == "sqlite":
     DATABASES["default"]["OPTIONS"] = {
         # Web, worker and beat write to one file: WAL lets readers go on during a write,
@@ -212,6 +213,10 @@ if _broker_scheme == "filesystem":
         "control_folder": str(BROKER_DIR / "control"),  # exchange bindings (else ./control)
         "store_processed": False,
     }
+if _broker_scheme in {"redis", "rediss"}:
+    # A Redis that stops answering (paused, overloaded) fails a send after seconds instead
+    # of holding a web request for ever; workers reconnect on their own.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 5}
 CELERY_TASK_IGNORE_RESULT = True  # tasks write their results to the database
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_DEFAULT_QUEUE = "default"

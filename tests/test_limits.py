@@ -4,9 +4,12 @@ log-in lockout (django-axes) with its page."""
 import os
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
+from axes.models import AccessAttempt, AccessAttemptExpiration
 from django.core.cache import cache
+from django.db.models import F
 from django.test import RequestFactory
 from django.urls import reverse
 
@@ -122,6 +125,21 @@ def test_a_right_password_clears_the_count(client, owner):
     for _ in range(4):
         log_in(client, "owner", "wrong")
     assert log_in(client, "owner", "owner-pass-123").status_code == 302
+
+
+def test_after_thirty_wrong_passwords_the_right_one_is_refused_until_the_cool_off_ends(
+    client, owner, settings
+):
+    statuses = [log_in(client, "owner", f"guess-{n}").status_code for n in range(30)]
+    assert statuses == [200] * 4 + [429] * 26  # the form four times, then the lockout page
+    assert log_in(client, "owner", "owner-pass-123").status_code == 429
+    assert "_auth_user_id" not in client.session
+    # The cool-off passes: every stored attempt moves that far into the past.
+    past = settings.AXES_COOLOFF_TIME + timedelta(seconds=1)
+    assert AccessAttempt.objects.update(attempt_time=F("attempt_time") - past) == 1
+    AccessAttemptExpiration.objects.update(expires_at=F("expires_at") - past)
+    assert log_in(client, "owner", "owner-pass-123").status_code == 302
+    assert client.session["_auth_user_id"] == str(owner.pk)
 
 
 def test_a_locked_account_does_not_lock_out_others_at_the_same_address(client, owner, other_worker):

@@ -22,6 +22,7 @@ class Form:
     radios: dict[str, list[str]] = field(default_factory=dict)  # name -> values
     selects: dict[str, list[str]] = field(default_factory=dict)  # name -> option values
     buttons: list[tuple[str, str, str]] = field(default_factory=list)  # (name, value, text)
+    page: str = ""  # the URL of the page the form is on (a browser's Referer)
 
     def button(self, pattern: str) -> tuple[str, str, str] | None:
         """The first submit button whose text matches ``pattern`` (case-insensitive)."""
@@ -65,7 +66,8 @@ class _FormParser(HTMLParser):
         a = {k: (v or "") for k, v in attrs}
         if tag == "form":
             action = urllib.parse.urljoin(self.base, a.get("action") or self.base)
-            self._form = Form(action=action, method=(a.get("method") or "get").lower())
+            method = (a.get("method") or "get").lower()
+            self._form = Form(action=action, method=method, page=self.base)
             self.forms.append(self._form)
         elif tag == "a" and a.get("href"):
             self._text_into = ["a", urllib.parse.urljoin(self.base, a["href"]), "", ""]
@@ -151,7 +153,7 @@ class Browser:
         body = urllib.parse.urlencode(data, doseq=True)
         if form.method == "get":
             return self.get(form.action + "?" + body)
-        headers = {"Content-Type": "application/x-www-form-urlencoded", "Referer": form.action}
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Referer": form.page or form.action}
         request = urllib.request.Request(form.action, data=body.encode(), headers=headers)
         return self._open(request, "POST")
 

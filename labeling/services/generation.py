@@ -7,6 +7,7 @@ whose rows were taken over changes nothing."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from functools import partial
 
@@ -14,12 +15,17 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from kombu.exceptions import KombuError
 
 from hhh.celery import app
 from labeling.models import MAX_CANDIDATES, Campaign, CandidateResponse, Turn
 
 Status = CandidateResponse.Status
 GENERATE_TASK = "labeling.tasks.generate_candidates"  # by name: the web never imports torch
+# A dropped broker connection is opened again at once; a broker that does not answer is
+# given up on after two tries (each bounded by the broker's socket timeout, settings).
+ENQUEUE_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+log = logging.getLogger(__name__)
 
 
 def candidates_create(*, turn: Turn, campaign: Campaign) -> list[CandidateResponse]:
@@ -36,7 +42,13 @@ def candidates_create(*, turn: Turn, campaign: Campaign) -> list[CandidateRespon
 
 
 def _enqueue_generation(turn_id: int) -> None:
-    app.send_task(GENERATE_TASK, args=[turn_id])
+    """Send the turn's task. Runs after the commit: a broker that is away (paused,
+    restarting) must not turn a saved send into an error, so a failed send is logged and
+    left to beat's requeue, which sends any turn still pending after the stale threshold."""
+    try:
+        app.send_task(GENERATE_TASK, args=[turn_id], retry_policy=ENQUEUE_RETRY)
+    except (KombuError, OSError) as exc:
+        log.warning("generation of turn %d not enqueued (the requeue will): %r", turn_id, exc)
 
 
 def _claimable(stale_after_s: float, holder: str) -> Q:

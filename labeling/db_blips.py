@@ -1,0 +1,118 @@
+"""A request that meets a dropped database connection is answered cleanly, never with a 500.
+
+The database going away for a moment (a restart, a failover, an operator ending
+connections) breaks the requests in flight at that instant. This middleware, last in the
+list so it sees a view's exception first, closes the broken connection and then:
+
+- retries the view once, when nothing the request did was committed yet (any method:
+  everything it wrote was rolled back with its transaction, so running it again is what
+  the person asked for, once);
+- when the request had already committed a write (a message saved, then the page failed
+  to render), sends the browser to the page it came from, which shows what was saved: a
+  send whose turn was saved is never reported as failed (htmx: a refresh of the page);
+- else (the retry met the blip too) answers 503 with a short "try again" page that needs
+  no database, and Retry-After.
+
+Writes are seen through an execute wrapper: a statement that changes data counts once it
+is committed (at once in autocommit, else when the outermost transaction commits)."""
+
+from __future__ import annotations
+
+import logging
+from inspect import iscoroutinefunction
+
+from django.db import InterfaceError, OperationalError, connections, transaction
+from django.http import HttpResponse, HttpResponseRedirect
+from django.template.loader import render_to_string
+from django.utils.deprecation import MiddlewareMixin
+from django.utils.http import url_has_allowed_host_and_scheme
+
+log = logging.getLogger(__name__)
+RETRY_AFTER_S = 5
+READ_ONLY = ("SELECT", "SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "SET", "SHOW", "PRAGMA")
+
+
+class _Writes:
+    """An execute wrapper that notes whether the request has committed a write."""
+
+    def __init__(self):
+        self.committed = False
+
+    def _mark(self):
+        self.committed = True
+
+    def __call__(self, execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not sql.lstrip().upper().startswith(READ_ONLY):
+            connection = context["connection"]
+            if connection.in_atomic_block:
+                transaction.on_commit(self._mark, using=connection.alias)
+            else:
+                self._mark()
+        return result
+
+
+def is_blip(exc: BaseException) -> bool:
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def _close_broken() -> None:
+    for conn in connections.all(initialized_only=True):
+        conn.close_if_unusable_or_obsolete()  # errors_occurred is set: broken ones close
+
+
+class DatabaseBlipMiddleware(MiddlewareMixin):
+    """Calls the (synchronous) view itself, to see what it commits and to retry it. Last in
+    the list: every other middleware's process_view (CSRF) has passed. The token stream, an
+    async view, reads only and answers its own errors: it is left alone."""
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if iscoroutinefunction(view_func):
+            return None
+        writes = _Writes()
+        for attempt in (1, 2):
+            try:
+                with _wrap_all(writes):
+                    return view_func(request, *view_args, **view_kwargs)
+            except Exception as exc:
+                if not is_blip(exc):
+                    raise
+                _close_broken()
+                where = f"{request.method} {request.path}"
+                if writes.committed:
+                    log.warning("database blip on %s after a write: back to the page", where)
+                    return _back(request)
+                if attempt == 1:
+                    log.warning("database blip on %s: retrying once", where)
+        log.warning("database blip on %s again: answered 'try again'", where)
+        response = HttpResponse(render_to_string("labeling/try_again.html"), status=503)
+        response["Retry-After"] = str(RETRY_AFTER_S)
+        return response
+
+
+class _wrap_all:
+    """The wrapper on every database alias, for the duration of a block."""
+
+    def __init__(self, wrapper):
+        self._managers = [conn.execute_wrapper(wrapper) for conn in connections.all()]
+
+    def __enter__(self):
+        for manager in self._managers:
+            manager.__enter__()
+
+    def __exit__(self, *exc):
+        for manager in reversed(self._managers):
+            manager.__exit__(*exc)
+
+
+def _back(request) -> HttpResponse:
+    """The page the request came from (which shows what it saved), or the home page."""
+    if request.headers.get("HX-Request"):
+        response = HttpResponse(status=200)
+        response["HX-Refresh"] = "true"
+        return response
+    referer = request.headers.get("Referer", "")
+    safe = url_has_allowed_host_and_scheme(
+        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return HttpResponseRedirect(referer if safe else "/", status=303)
