@@ -1,9 +1,18 @@
 """Browser tests: Debian's chromium driven by Playwright against the lab as production
 serves it (``lab_server`` in tests/conftest.py) and a real Celery worker. One Chromium
-and one server per session; every test gets a new context (cookies, storage) and page."""
+and one server per session; every test gets a new context (cookies, storage) and page.
 
+Every context a test opens is watched for the Content-Security-Policy: each
+``securitypolicyviolation`` event on any of its pages, and each page the lab serves must
+carry an enforcing policy without 'unsafe-inline'. Any of either fails the test.
+Hence ``page.wait_for_function("() => …")``, an arrow function: Playwright evaluates a bare
+expression again at each poll with eval, which the policy refuses."""
+
+import contextlib
 import os
 import shutil
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import pytest
 from django.db import connections
@@ -37,6 +46,101 @@ def chromium():
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         yield browser
         browser.close()
+
+
+# In every frame of every page, before the page's own scripts: report each violation to
+# Python at once through the binding (a binding outlives navigations, a window array does
+# not), and keep it in window.__cspViolations too, for a look from the page itself.
+CSP_LISTENER = """
+(() => {
+  if (window.__cspViolations) return;
+  window.__cspViolations = [];
+  window.addEventListener("securitypolicyviolation", (e) => {
+    const violation = {
+      directive: e.effectiveDirective || e.violatedDirective,
+      blockedURI: e.blockedURI,
+      sample: e.sample,
+      sourceFile: e.sourceFile,
+      lineNumber: e.lineNumber,
+      page: location.href,
+    };
+    window.__cspViolations.push(violation);
+    window.__cspReport(violation);
+  }, true);
+})();
+"""
+
+
+@dataclass
+class CspWatch:
+    """What the browser reported during one test: policy violations, and pages the lab
+    served whose policy is missing, report-only or allows inline code."""
+
+    violations: list[dict] = field(default_factory=list)
+    bad_policies: list[str] = field(default_factory=list)
+    pages_checked: int = 0
+
+    def watch(self, context) -> None:
+        context.expose_binding("__cspReport", lambda source, v: self.violations.append(v))
+        context.add_init_script(CSP_LISTENER)
+        context.on("response", self._check_policy)
+
+    def _check_policy(self, response) -> None:
+        if response.request.resource_type != "document" or response.request.frame.parent_frame:
+            return
+        if urlsplit(response.url).scheme not in ("http", "https"):
+            return
+        self.pages_checked += 1
+        policy = response.headers.get("content-security-policy")
+        if policy is None:
+            report_only = "content-security-policy-report-only" in response.headers
+            self.bad_policies.append(
+                f"{response.url}: {'report-only' if report_only else 'no'} policy"
+            )
+        elif "'unsafe-inline'" in policy or "'unsafe-eval'" in policy:
+            self.bad_policies.append(f"{response.url}: {policy}")
+
+    def take(self) -> list[dict]:
+        """The violations so far, forgotten: for a test that causes one on purpose."""
+        taken, self.violations[:] = list(self.violations), []
+        return taken
+
+
+def drain(context) -> None:
+    """Let every open page deliver the violations it has already reported: the binding's
+    calls reach Python in order, before the answer to a later evaluate."""
+    from playwright.sync_api import Error
+
+    for page in context.pages:
+        # A page mid-navigation or crashed has nothing more to say.
+        with contextlib.suppress(Error):
+            page.evaluate("0")
+
+
+@pytest.fixture(autouse=True)
+def csp(chromium, monkeypatch):
+    """Watch every context the test opens (through ``page``, ``phone_page`` or
+    ``chromium.new_context``); fail the test on any violation or bad policy."""
+    watch = CspWatch()
+    new_context = chromium.new_context
+
+    def watched_new_context(*args, **kwargs):
+        context = new_context(*args, **kwargs)
+        watch.watch(context)
+        close = context.close
+
+        def drained_close(*args, **kwargs):
+            drain(context)
+            return close(*args, **kwargs)
+
+        context.close = drained_close
+        return context
+
+    monkeypatch.setattr(chromium, "new_context", watched_new_context)
+    yield watch
+    problems = [f"violation: {v}" for v in watch.violations] + watch.bad_policies
+    if problems:
+        pytest.fail("Content-Security-Policy:\n" + "\n".join(problems), pytrace=False)
 
 
 def _page(chromium, request, tmp_path, viewport, **options):

@@ -33,7 +33,9 @@ def test_a_crowdworker_chats_picks_at_every_turn_and_rates_the_conversation(
         scale_ready(page)  # both candidates generated
         assert page.locator(".candidate").count() == 2
         pick_and_submit(page, pick)
-        page.wait_for_function(f"document.querySelectorAll('.msg.assistant').length === {i + 1}")
+        page.wait_for_function(
+            f"() => document.querySelectorAll('.msg.assistant').length === {i + 1}"
+        )
         assert page.locator(".msg.human").nth(i).inner_text().endswith(typed)
     page.check("input[name=rating][value='4']")
     page.fill("textarea[name=comment]", "Fine.")

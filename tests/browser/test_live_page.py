@@ -67,7 +67,9 @@ def test_tokens_stream_in_and_a_keyboard_only_worker_picks_submits_and_finishes(
         page.keyboard.press(key)
         assert page.locator(f".scale button[data-key='{key}'][aria-pressed=true]").count() == 1
         page.keyboard.press("Control+Enter")
-        page.wait_for_function(f"document.querySelectorAll('.msg.assistant').length === {i + 1}")
+        page.wait_for_function(
+            f"() => document.querySelectorAll('.msg.assistant').length === {i + 1}"
+        )
     page.keyboard.press("?")
     assert page.locator("dialog#keys").is_visible()
     page.keyboard.press("Escape")
@@ -139,7 +141,9 @@ def test_model_output_with_script_in_it_renders_inert_while_streaming_and_when_d
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     log_in(page, lab_server, "owner", "owner-pass-123")
     page.goto(f"{lab_server.url}/conversations/{conversation.pk}/")
-    page.wait_for_function("document.querySelector('.stream').textContent.includes('onerror')")
+    page.wait_for_function(
+        "() => document.querySelector('.stream').textContent.includes('onerror')"
+    )
     complete_candidates(claimed, ["\n\n".join(XSS)] * len(claimed))
     page.wait_for_selector(".scale button")
     assert page.evaluate("window.pwned") is None and not dialogs

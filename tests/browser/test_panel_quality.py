@@ -66,6 +66,6 @@ def test_at_desktop_size_the_pages_show_every_column_and_the_plot(page, lab_serv
     assert not wrap.evaluate("e => e.scrollWidth > e.clientWidth")
     snapshot(page, "panel_quality_desktop")
     page.goto(f"{lab_server.url}/panel/leaderboard/?campaign={pairs.slug}")
-    page.wait_for_function("document.querySelector('img.plot').complete")
+    page.wait_for_function("() => document.querySelector('img.plot').complete")
     assert page.evaluate("document.querySelector('img.plot').naturalWidth") > 0
     snapshot(page, "panel_leaderboard_desktop")
