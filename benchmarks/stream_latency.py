@@ -17,15 +17,16 @@ worker up first. Sends alternate between the two modes so that drift hits both a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
+
+from benchmarks.stack import free_port, fresh_postgres, wait_http
 
 REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "bench-pass-123"
@@ -65,31 +66,32 @@ def main(argv: list[str] | None = None) -> None:
     var_dir = tempfile.mkdtemp(prefix="hhh-bench-stream-")
     env = {**os.environ, "LAB_VAR_DIR": var_dir, "DJANGO_SETTINGS_MODULE": "hhh.settings"}
     env.update({"LAB_LOG_LEVEL": "WARNING", "DJANGO_DEBUG": "1"})
-    database = None
-    if args.database_url:
-        database = _fresh_postgres(args.database_url)
-        env["DATABASE_URL"] = database[0]
-        env["CELERY_BROKER_URL"] = _redis_db(args.broker_url, 13)
-    os.environ.update(env)
     procs = []
-    try:
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=REPO, check=True)
-        port = _free_port()
-        web = ["-m", "uvicorn", "hhh.asgi:application", "--port", str(port), "--no-access-log"]
-        worker = ["-m", "celery", "-A", "hhh", "worker", "-Q", "generate,default", "-c", "1"]
-        procs.append(_start(web + ["--log-level", "warning"], var_dir, "web"))
-        procs.append(_start(worker + ["-l", "WARNING"], var_dir, "worker"))
-        url = f"http://127.0.0.1:{port}"
-        _wait_http(url + "/accounts/login/")
-        _prepare(args.max_new_tokens)
-        results = _measure(url, args.sends)
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=30)
-        if database:
-            database[1]()
+    with contextlib.ExitStack() as stack:
+        if args.database_url:
+            env["DATABASE_URL"] = stack.enter_context(
+                fresh_postgres(args.database_url, "hhh_bench_stream")
+            )
+            env["CELERY_BROKER_URL"] = _redis_db(args.broker_url, 13)
+        os.environ.update(env)
+        try:
+            subprocess.run(
+                [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=REPO, check=True
+            )
+            port = free_port()
+            web = ["-m", "uvicorn", "hhh.asgi:application", "--port", str(port), "--no-access-log"]
+            worker = ["-m", "celery", "-A", "hhh", "worker", "-Q", "generate,default", "-c", "1"]
+            procs.append(_start(web + ["--log-level", "warning"], var_dir, "web"))
+            procs.append(_start(worker + ["-l", "WARNING"], var_dir, "worker"))
+            url = f"http://127.0.0.1:{port}"
+            wait_http(url + "/accounts/login/")
+            _prepare(args.max_new_tokens)
+            results = _measure(url, args.sends)
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=30)
     _report(results, args)
 
 
@@ -212,47 +214,10 @@ def _start(args: list[str], var_dir: str, name: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=log, stderr=log)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_http(url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
-
-
 def _redis_db(url: str, db: int) -> str:
     from urllib.parse import urlsplit
 
     return urlsplit(url)._replace(path=f"/{db}").geturl()
-
-
-def _fresh_postgres(url: str):
-    """A new database next to the one ``url`` names, and a function that drops it."""
-    from urllib.parse import urlsplit
-
-    import psycopg
-
-    name = f"hhh_bench_stream_{os.getpid()}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-    def drop():
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    return urlsplit(url)._replace(path=f"/{name}").geturl(), drop
 
 
 if __name__ == "__main__":

@@ -231,6 +231,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # once the worker stops waiting for its result: results are not kept, so wait briefly.
 CELERY_WORKER_LOST_WAIT = 1.0
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A broker connection lost mid-task: the task goes on (a turn being generated reaches the
+# page); its late ack is redelivered later and finds nothing left to do.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 LAB_RETRAIN_EVERY_HOURS = env_float("LAB_RETRAIN_EVERY_HOURS", 24.0, minimum=0.01)
 # A generation worker beats a heartbeat this often for the candidates it holds (a thread:

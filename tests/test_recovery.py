@@ -8,6 +8,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -64,6 +65,32 @@ def test_a_holder_keeps_its_rows_until_it_stops_beating(turn):
 def test_a_retry_of_its_own_task_takes_the_holders_rows_back_at_once(turn):
     generation.candidates_claim(turn_id=turn.pk, stale_after_s=10, holder="w1:1")
     assert len(generation.candidates_claim(turn_id=turn.pk, stale_after_s=10, holder="w1:1")) == 2
+
+
+def a_dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+@pytest.mark.django_db
+def test_rows_of_a_process_of_this_machine_that_is_gone_are_taken_over_at_once(turn):
+    """A killed worker's rows need not wait out the stale threshold: its process is gone."""
+    here = socket.gethostname()
+    dead, alive = f"generate@{here}:{a_dead_pid()}", f"generate@{here}:{os.getpid()}"
+    generation.candidates_claim(turn_id=turn.pk, stale_after_s=10, holder=alive)
+    assert generation.candidates_claim(turn_id=turn.pk, stale_after_s=10, holder="new:2") == []
+    assert generation.candidates_requeue_stale(stale_after_s=10) == []
+    turn.candidates.update(holder=dead)  # the same rows, held by a process that has exited
+    assert generation.candidates_requeue_stale(stale_after_s=10) == [turn.pk]
+    assert len(generation.candidates_claim(turn_id=turn.pk, stale_after_s=10, holder="new:2")) == 2
+
+
+@pytest.mark.django_db
+def test_rows_held_on_another_machine_wait_for_their_heartbeat(turn):
+    elsewhere = f"generate@another-host:{a_dead_pid()}"
+    generation.candidates_claim(turn_id=turn.pk, stale_after_s=10, holder=elsewhere)
+    assert generation.candidates_claim(turn_id=turn.pk, stale_after_s=10, holder="new:2") == []
 
 
 @pytest.mark.django_db

@@ -8,6 +8,7 @@ import statistics
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -32,10 +33,13 @@ class CrowdConfig:
     think_s: float = 1.0  # seconds each worker reads before answering
     timeout_s: float = 600.0  # the whole run ends by then
     seed: int = 0  # annotators' and messages' randomness
+    arrival_s: float = 0.0  # workers arrive spread evenly over this many seconds
 
     def __post_init__(self):
         if self.workers < 1 or self.tasks < 1:
             raise ValueError("--workers and --tasks must be at least 1")
+        if self.think_s < 0 or self.arrival_s < 0:
+            raise ValueError("--think and --arrival must not be negative")
         if not 0 <= self.noise <= 1:
             raise ValueError("--noise must lie between 0 and 1")
         if not 0 <= self.gold_failing <= self.workers:
@@ -49,20 +53,33 @@ class CrowdConfig:
 def simulate(config: CrowdConfig) -> dict:
     """Run the crowd against the lab at ``config.url``; the summary as a dict."""
     campaign = Campaign.objects.get(slug=config.campaign)
-    run_id = secrets.token_hex(3)
+    started = time.perf_counter()
     latencies: dict[str, list[float]] = defaultdict(list)
+    logs = run_workers(config, lambda index: Browser(config.url, latencies))
+    return _summary(campaign, logs, latencies, time.perf_counter() - started)
+
+
+def run_workers(
+    config: CrowdConfig,
+    make_browser: Callable[[int], Browser],
+    worker_class: type[SimWorker] = SimWorker,
+) -> list[WorkerLog]:
+    """Each worker walks in a thread of its own, arriving over ``config.arrival_s``; their
+    logs once all have ended (or the run's timeout has passed)."""
+    campaign = Campaign.objects.get(slug=config.campaign)
+    run_id = secrets.token_hex(3)
     lock = threading.Lock()
     logs: list[WorkerLog] = []
     deadline = time.monotonic() + config.timeout_s
-    started = time.perf_counter()
     accounts = _accounts(config, run_id) if config.entry == "login" else []
     pm = config.annotator[3:] if config.annotator.startswith("pm:") else None
     oracle = pm_annotator(pm) if pm else None  # one model for the crowd
 
     def one(index: int) -> None:
+        time.sleep(index * config.arrival_s / config.workers)
         rng = random.Random(f"{config.seed}:{index}")
-        worker = SimWorker(
-            browser=Browser(config.url, latencies),
+        worker = worker_class(
+            browser=make_browser(index),
             campaign=campaign,
             name=f"sim{run_id}w{index:03d}",
             annotator=make_annotator(config.annotator, noise=config.noise, rng=rng, oracle=oracle),
@@ -95,7 +112,7 @@ def simulate(config: CrowdConfig) -> dict:
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()) + 30)
     close_old_connections()
-    return _summary(campaign, logs, latencies, time.perf_counter() - started)
+    return logs
 
 
 def _accounts(config: CrowdConfig, run_id: str) -> list[tuple[str, str, int]]:

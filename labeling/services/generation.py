@@ -8,6 +8,8 @@ whose rows were taken over changes nothing."""
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from datetime import timedelta
 from functools import partial
 
@@ -52,13 +54,40 @@ def _enqueue_generation(turn_id: int) -> None:
 
 
 def _claimable(stale_after_s: float, holder: str) -> Q:
-    """Pending rows, running ones whose holder stopped beating, and the holder's own (a
-    retry of its task after a database blip takes its rows back at once)."""
+    """Pending rows, running ones whose holder stopped beating or whose process on this
+    machine is gone, and the holder's own (a retry of its task after a database blip takes
+    its rows back at once)."""
     stale = timezone.now() - timedelta(seconds=stale_after_s)
     claimable = Q(status=Status.PENDING) | Q(status=Status.RUNNING, heartbeat_at__lt=stale)
+    if dead := dead_local_holders():
+        claimable |= Q(status=Status.RUNNING, holder__in=dead)
     if holder:
         claimable |= Q(status=Status.RUNNING, holder=holder)
     return claimable
+
+
+def dead_local_holders() -> list[str]:
+    """Holders of running rows that were processes of this machine and are gone (a killed
+    worker or pool process): their rows are abandoned now, not only once their heartbeat
+    goes stale. A holder is "node@host:pid"; one on another host is left to its heartbeat."""
+    host = socket.gethostname()
+    running = CandidateResponse.objects.filter(status=Status.RUNNING)
+    dead = []
+    for holder in running.values_list("holder", flat=True).distinct():
+        node, _, pid = holder.rpartition(":")
+        if node.rpartition("@")[2] == host and pid.isdigit() and not _alive(int(pid)):
+            dead.append(holder)
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal: only whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
 
 
 def _held(holder: str) -> Q:
@@ -227,14 +256,12 @@ def candidates_requeue_stale(*, stale_after_s: float) -> list[int]:
     (pending since they were asked for, at creation or by a retry)."""
     stale = timezone.now() - timedelta(seconds=stale_after_s)
     asked_long_ago = Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale)
-    turn_ids = sorted(
-        set(
-            CandidateResponse.objects.filter(
-                Q(status=Status.RUNNING, heartbeat_at__lt=stale)
-                | Q(asked_long_ago, status=Status.PENDING)
-            ).values_list("turn_id", flat=True)
-        )
+    lost = Q(status=Status.RUNNING, heartbeat_at__lt=stale) | Q(
+        asked_long_ago, status=Status.PENDING
     )
+    if dead := dead_local_holders():
+        lost |= Q(status=Status.RUNNING, holder__in=dead)
+    turn_ids = sorted(set(CandidateResponse.objects.filter(lost).values_list("turn_id", flat=True)))
     for turn_id in turn_ids:
         _enqueue_generation(turn_id)
     return turn_ids

@@ -25,6 +25,10 @@ QUIET = [
 ]
 # Celery's 7-line warning against running as root, once per worker: `lab` says it once.
 QUIET_ROOT = ["-W", "ignore:You're running the worker with superuser privileges"]
+# Celery 5's notice at each broker connection loss that 6.0 will cancel running acks_late
+# tasks then. The lab keeps 5's way on purpose: a turn being generated goes on and reaches
+# the page (its late ack is then redelivered and finds nothing left to do).
+QUIET_CANCEL = ["-W", "ignore:\nIn Celery 5.1 we introduced an optional breaking change"]
 # Django's warning at the first static file: WhiteNoise streams files with a synchronous
 # iterator, which the ASGI handler reads in a thread (evansd/whitenoise#531). Harmless for
 # small files; the lab's own token stream is asynchronous.
@@ -45,7 +49,16 @@ def web_command(host: str, port: int, *, workers: int, log_level: str) -> list[s
 
 
 def worker_commands(log_level: str) -> dict[str, list[str]]:
-    celery = [sys.executable, *QUIET_ROOT, "-m", "celery", "-A", "hhh", "--quiet"]  # no banners
+    celery = [
+        sys.executable,
+        *QUIET_ROOT,
+        *QUIET_CANCEL,
+        "-m",
+        "celery",
+        "-A",
+        "hhh",
+        "--quiet",
+    ]  # no banners
     worker = [*celery, "worker", "-c", "1", "-l", log_level]
     return {
         "generate": [*worker, "-Q", "generate,default", "-n", "generate@%h"],
