@@ -153,7 +153,10 @@ class Browser:
         body = urllib.parse.urlencode(data, doseq=True)
         if form.method == "get":
             return self.get(form.action + "?" + body)
-        headers = {"Content-Type": "application/x-www-form-urlencoded", "Referer": form.page or form.action}
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Referer": form.page or form.action,
+        }
         request = urllib.request.Request(form.action, data=body.encode(), headers=headers)
         return self._open(request, "POST")
 
