@@ -6,13 +6,13 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling import item_selectors, queue_selectors, selectors
 from labeling.crowd_selectors import open_pause
-from labeling.gate import go
+from labeling.gate import gate, go
 from labeling.models import Campaign, Report
 from labeling.services.quality import MAX_NOTE_CHARS, report_submit
 
@@ -49,8 +49,11 @@ def paused(request, slug):
 @login_required
 @require_POST
 def item_report(request, slug, pk):
-    """A ranking, re-judge or gold item: recorded, then the next task."""
+    """A ranking, re-judge or gold item: recorded, then the next task. A report counts as a
+    task done in the set, so it asks the onboarding gate first, as an answer does."""
     campaign = queue_selectors.get_task_campaign(request.user, slug)
+    if (stop := gate(request, campaign)) is not None:
+        return stop
     item = item_selectors.get_item_for_worker(request.user, campaign, pk)
     error = _report(request, campaign, item)
     if error:
@@ -64,8 +67,11 @@ def item_report(request, slug, pk):
 @require_POST
 def turn_report(request, pk):
     """A turn of the worker's own conversation: recorded; a chat goes on only with a pick,
-    so the worker stays on the conversation (and may still pick, or finish it)."""
+    so the worker stays on the conversation (and may still pick, or finish it). Staff may
+    read anyone's conversation, but only its worker reports its turns (as only they pick)."""
     turn = selectors.get_turn_for_user(request.user, pk)
+    if turn.conversation.worker_id != request.user.pk:
+        raise PermissionDenied("Only the worker who started this conversation can report it.")
     campaign = turn.conversation.campaign
     error = _report(request, campaign, turn)
     if request.htmx:  # 200 either way: htmx swaps no error status
