@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.db import InterfaceError, OperationalError, connection
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -113,10 +114,19 @@ async def turn_stream(request, pk):
     user = await request.auser()
     turn = await sync_to_async(selectors.get_turn_for_user)(user, pk)
 
+    def read_once():
+        """One read of the rows, its connection handed back at once: a stream lasts many
+        seconds, and holding a pooled connection through them would starve the pages. A
+        dropped connection costs one empty read; the next read opens a fresh one."""
+        try:
+            return selectors.turn_live(turn.pk, stale_after_s=settings.LAB_GENERATION_STALE_SECONDS)
+        except (OperationalError, InterfaceError):
+            return []
+        finally:
+            connection.close()
+
     async def read():
-        return await sync_to_async(selectors.turn_live)(
-            turn.pk, stale_after_s=settings.LAB_GENERATION_STALE_SECONDS
-        )
+        return await sync_to_async(read_once)()
 
     events = streams.turn_events(
         turn_id=turn.pk,
