@@ -85,6 +85,11 @@ class JudgmentAdmin(ReadOnly, admin.ModelAdmin):
     ]
     readonly_fields = fields
 
+    class Media:
+        # The side-by-side cells' look: a stylesheet, as the Content-Security-Policy
+        # refuses style attributes.
+        css = {"all": ["labeling/admin.css"]}
+
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("entries")
 
@@ -108,12 +113,11 @@ class JudgmentAdmin(ReadOnly, admin.ModelAdmin):
         )
         cells = format_html_join(
             "",
-            '<td style="vertical-align:top;white-space:pre-wrap;max-width:32em">'
-            "<b>{}</b> · {} <small>{}</small><br>{}</td>",
+            "<td><b>{}</b> · {} <small>{}</small><br>{}</td>",
             ((s.letter, s.note, s.model or "", s.text) for s in view.shown),
         )
         return format_html(
-            "<div>{}</div><p><b>{}</b> {}</p><table><tr>{}</tr></table>",
+            '<div>{}</div><p><b>{}</b> {}</p><table class="shown"><tr>{}</tr></table>',
             context,
             view.question_prompt,
             view.answer,
