@@ -44,3 +44,13 @@ def test_a_page_served_with_a_report_only_policy_is_named(lab_server, page, csp)
     page.goto(lab_server.url + "/report-only/")
     assert csp.bad_policies == [f"{lab_server.url}/report-only/: report-only policy"]
     csp.bad_policies.clear()
+
+
+def test_a_missing_page_is_the_labs_own_404_styled_under_the_policy(lab_server, page, csp):
+    response = page.goto(lab_server.url + "/no-such-page/")
+    assert response.status == 404
+    assert page.inner_text("h1") == "Page not found"
+    assert page.evaluate("getComputedStyle(document.querySelector('.card')).borderRadius") == "8px"
+    page.click("text=Back to your tasks")
+    page.wait_for_selector("#id_username")  # home asks a visitor to log in
+    assert csp.pages_checked == 3  # the 404, the redirect, the log-in page: each had the policy
