@@ -11,6 +11,8 @@ from tests.browser.actions import log_in, snapshot
 from tests.browser.conftest import PHONE
 from tests.test_quality_panel import answer, make_pair
 
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
 
 @pytest.fixture
 def crowd(lab_server, researcher, tiny_assistant, django_user_model):
