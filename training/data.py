@@ -55,14 +55,28 @@ def jsonl_rows(path, limit: int | None = None):
 
 def _json_object(raw: bytes, where: str) -> dict:
     try:
-        row = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        row = json.loads(text)
     except UnicodeDecodeError as exc:
         raise DataError(f"{where}: not UTF-8 ({exc.reason})") from exc
     except json.JSONDecodeError as exc:
         raise DataError(f"{where}: bad JSON ({exc.msg} at column {exc.colno})") from exc
     if not isinstance(row, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    # JSON may escape half a surrogate pair ("\ud800"): a str no database or tokenizer
+    # takes. Only an escape makes one (the bytes were strict UTF-8), so look only then.
+    if ("\\ud" in text or "\\uD" in text) and _has_lone_surrogate(row):
+        raise DataError(f"{where}: a lone surrogate escape (\\ud800-\\udfff) is not text")
     return row
+
+
+def _has_lone_surrogate(value) -> bool:
+    """Whether a parsed JSON value holds a lone surrogate anywhere (keys included)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def iter_hh_rlhf(path, *, limit: int | None = None) -> Iterator[Pair]:

@@ -18,6 +18,10 @@ from training.data import DataError, jsonl_rows
 from training.questions import QUESTIONS, check_order, ranked_responses
 
 KEPT = ("task_type", "comment", "time_spent_ms", "worker", "provenance", "guideline_version")
+# What the lab's judgment columns hold (labeling.models.Judgment), checked as a line is read
+# so that a value the import cannot store is refused with its line, like any other.
+MAX_TIME_SPENT_MS = 2**31 - 1  # time_spent_ms: a PositiveIntegerField
+MAX_GUIDELINE_VERSION = 64  # guideline_version: CharField(max_length=64)
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ def parse_lab_row(row: dict, where: str) -> LabRecord:
     if "context" not in row:
         raise DataError(f"{where}: missing field 'context'")
     context = check_context(parse_messages(row["context"], where, "context"), where)
-    extra = {key: row[key] for key in KEPT if key in row}
+    extra = _kept(row, where)
     if "responses" not in row:  # the older pair form: chosen is the better one
         for name in ("chosen", "rejected"):
             if name not in row:
@@ -90,6 +94,39 @@ def parse_lab_row(row: dict, where: str) -> LabRecord:
         raise DataError(f"{where}: answer: {exc}") from None
     strength = _strength(answer.get("strength"), len(responses), where)
     return LabRecord(context, responses, question, order, strength, where, extra)
+
+
+def _kept(row: dict, where: str) -> dict:
+    """The fields of ``KEPT`` the row has, each null or of the type the export writes."""
+    from training.loaders import check_text
+
+    extra = {key: row[key] for key in KEPT if key in row}
+    ms = extra.get("time_spent_ms")
+    if ms is not None and (
+        isinstance(ms, bool) or not isinstance(ms, int) or not 0 <= ms <= MAX_TIME_SPENT_MS
+    ):
+        raise DataError(f"{where}: 'time_spent_ms' must be a whole number from 0 to 2^31 - 1")
+    for key in ("comment", "guideline_version"):
+        if extra.get(key) is not None:
+            check_text(extra[key], where, key, empty=True)
+    if len(extra.get("guideline_version") or "") > MAX_GUIDELINE_VERSION:
+        raise DataError(f"{where}: 'guideline_version' is longer than {MAX_GUIDELINE_VERSION}")
+    provenance = extra.get("provenance")
+    if provenance is not None and not isinstance(provenance, dict):
+        raise DataError(f"{where}: 'provenance' must be an object")
+    if _holds_nul(provenance):  # no JSON column (PostgreSQL's jsonb included) stores one
+        raise DataError(f"{where}: 'provenance' contains a NUL character")
+    return extra
+
+
+def _holds_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def _strength(value, k: int, where: str) -> int | None:

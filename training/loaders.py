@@ -71,7 +71,7 @@ def check_text(value, where: str, field: str, *, empty: bool = False) -> str:
     """A text field: a string without NUL; blank only where ``empty`` (a response may be
     blank: the public hh-rlhf data holds assistants that said nothing)."""
     if not isinstance(value, str) or not (empty or value.strip()):
-        raise DataError(f"{where}: {field!r} must be a non-empty string")
+        raise DataError(f"{where}: {field!r} must be a {'' if empty else 'non-empty '}string")
     if "\x00" in value:
         raise DataError(f"{where}: {field!r} contains a NUL character")
     return value

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from labeling.models import Campaign, CandidateResponse, Conversation, GoldItem, Turn
+from labeling.services.imports import import_source
 from models_backend.dialogue import ASSISTANT, HUMAN, Message
 from training.questions import check_order
 
@@ -80,15 +81,26 @@ def gold_item_check(
         )
     if any(not isinstance(text, str) or not text.strip() for text in responses):
         raise ValidationError("Every response needs some text.")
-    if any("\x00" in text for text in [*(m.text for m in context), *responses]):
-        raise ValidationError("The text holds a NUL character.")
     try:
         groups = answer_groups(answer, k)
     except ValueError as exc:
         raise ValidationError(f"Bad answer: {exc}.") from None
     if not isinstance(explanation, str) or not explanation.strip():
         raise ValidationError("Write an explanation: workers read it after answering.")
+    for text in [*(m.text for m in context), *responses, explanation]:
+        if "\x00" in text:  # no text column (PostgreSQL's included) stores NUL
+            raise ValidationError("The text holds a NUL character.")
+        if not _is_unicode(text):  # JSON's "\ud800": half a surrogate pair, stored nowhere
+            raise ValidationError("The text holds a lone surrogate (\\ud800-\\udfff).")
     return GoldSpec(tuple(context), tuple(responses), groups, explanation.strip())
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @transaction.atomic
@@ -201,7 +213,7 @@ def _write(campaign: Campaign, role: str, spec: GoldSpec, source: str) -> GoldIt
         campaign=campaign,
         worker=None,
         status=Conversation.Status.FINISHED,
-        source=f"gold:{source}",
+        source=import_source("gold:", source),
         finished_at=timezone.now(),
     )
     item = Turn.objects.create(
@@ -228,5 +240,5 @@ def _write(campaign: Campaign, role: str, spec: GoldSpec, source: str) -> GoldIt
         role=role,
         answer=spec.answer,
         explanation=spec.explanation,
-        source=source,
+        source=import_source("", source),
     )

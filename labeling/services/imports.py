@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from itertools import islice
+from typing import TYPE_CHECKING
 
 from django.db import reset_queries, transaction
 
@@ -15,11 +16,21 @@ from labeling.models import (
     Judgment,
     Turn,
 )
-from training.lab_format import LabRecord
+
+if TYPE_CHECKING:  # training.lab_format reads with training.data (torch); the web does not
+    from training.lab_format import LabRecord
 
 IMPORT_INSTRUCTIONS = "Imported preference data (not collected in this lab)."
 BATCH = 1000  # records written per round of bulk inserts
 Status = CandidateResponse.Status
+# The source columns' length (Conversation's, Judgment's and GoldItem's are alike).
+SOURCE_CHARS = Conversation._meta.get_field("source").max_length
+
+
+def import_source(prefix: str, name: str) -> str:
+    """Where imported rows came from, ``prefix + name``, cut to fit the source columns: a
+    file's name may be longer (255 bytes) than they hold."""
+    return (prefix + name)[:SOURCE_CHARS]
 
 
 @transaction.atomic
@@ -29,8 +40,10 @@ def preferences_import(*, records: Iterable[LabRecord], source: str, campaign_sl
     order, and one judgment with the question and answer as recorded (no worker).
 
     ``records`` is consumed lazily, ``BATCH`` at a time, inside one transaction: a bad line
-    late in a large file (the reader raises) leaves nothing written.
+    late in a large file (the reader raises) leaves nothing written. A campaign slug that
+    is not one raises ``ValidationError`` first: the panel's addresses are made of slugs.
     """
+    Campaign._meta.get_field("slug").clean(campaign_slug, None)
     campaign, _ = Campaign.objects.get_or_create(
         slug=campaign_slug,
         defaults={

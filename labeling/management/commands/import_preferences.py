@@ -1,9 +1,10 @@
 from collections import Counter
 from pathlib import Path
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.services.imports import preferences_import
+from labeling.services.imports import import_source, preferences_import
 from training.data import DataError, iter_hh_rlhf
 from training.lab_format import LabRecord, iter_lab_records
 from training.questions import BETTER
@@ -33,10 +34,12 @@ class Command(BaseCommand):
             records = _hh_rlhf_records(path, kinds)
         try:  # the file is read as it is written, in one transaction: a bad line undoes all
             count = preferences_import(
-                records=records, source=f"import:{path.name}", campaign_slug=campaign
+                records=records, source=import_source("import:", path.name), campaign_slug=campaign
             )
         except DataError as exc:
             raise CommandError(f"{exc} (nothing was imported)") from None
+        except ValidationError as exc:
+            raise CommandError(f"--campaign {campaign!r}: {' '.join(exc.messages)}") from None
         report = f"imported {count} comparisons into campaign {campaign!r}"
         if kinds:
             report += " (" + ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items())) + ")"

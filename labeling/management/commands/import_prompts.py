@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling.models import Campaign
+from labeling.services.imports import import_source
 from labeling.services.items import ranking_items_create
 from training.data import DataError, jsonl_rows
 from training.loaders import check_context, parse_messages  # the loaders' rules for a context
@@ -29,7 +30,7 @@ class Command(BaseCommand):
             target = Campaign.objects.get(slug=campaign)
         except Campaign.DoesNotExist:
             raise CommandError(f"no campaign {campaign!r}") from None
-        source = f"prompts:{path.name}"
+        source = import_source("prompts:", path.name)
         contexts = ((source, context) for context in read_prompts(path))
         try:  # read as it is written, in one transaction: a bad line undoes every item
             items = ranking_items_create(campaign=target, contexts=contexts)

@@ -1,0 +1,51 @@
+"""Hypothesis profiles for the fuzz tests (tests/test_fuzz_*.py), which import this module.
+
+- "ci" (the default): derandomized, so every run tries the same examples and a failure
+  in CI is a failure on every machine; no example database (nothing written beside the
+  checkout); examples sized so that all fuzz tests together take under a minute on a
+  2-core machine. No deadline: a database round trip on a busy machine is slow now and
+  then, which is not what these tests look for.
+- "dev": more examples, random each run, for a longer hunt by hand:
+  ``HYPOTHESIS_PROFILE=dev pytest tests/test_fuzz_*.py``.
+
+The fuzz tests take pytest-django's function-scoped ``db`` fixtures: each example runs in
+the test's one transaction and undoes its own writes (``rolled_back``), so the health
+check against function-scoped fixtures is suppressed on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+from django.db import transaction
+from hypothesis import HealthCheck, settings
+
+PROFILE_ENV = "HYPOTHESIS_PROFILE"
+_QUIET = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    max_examples=25,
+    database=None,
+    suppress_health_check=_QUIET,
+    print_blob=True,
+)
+settings.register_profile(
+    "dev",
+    deadline=None,
+    max_examples=300,
+    suppress_health_check=_QUIET,
+    print_blob=True,
+)
+settings.load_profile(os.environ.get(PROFILE_ENV, "ci"))
+
+
+@contextmanager
+def rolled_back():
+    """A savepoint undone at the end: each example starts from the test's own data."""
+    with transaction.atomic():
+        yield
+        transaction.set_rollback(True)
