@@ -313,6 +313,11 @@ LAB_TRAIN_MAX_LENGTH = env_int("LAB_TRAIN_MAX_LENGTH", 512, minimum=16)
 LAB_TRAIN_EPOCHS = env_int("LAB_TRAIN_EPOCHS", 1, minimum=1)
 LAB_TRAIN_BATCH_SIZE = env_int("LAB_TRAIN_BATCH_SIZE", 8, minimum=1)
 LAB_TRAIN_LR = env_float("LAB_TRAIN_LR", 6e-5, minimum=0.0)  # peak AdamW rate, decayed to 0
+# How much lower than the web server the workers' task processes run (Unix nice, 0-19):
+# on cores shared with the web server, pages come first.
+LAB_WORKER_NICE = env_int("LAB_WORKER_NICE", 10, minimum=0)
+if LAB_WORKER_NICE > 19:
+    raise ImproperlyConfigured(f"LAB_WORKER_NICE={LAB_WORKER_NICE} must be at most 19")
 # Torch threads per worker process; 0 keeps torch's default (one per core).
 LAB_TORCH_THREADS = env_int("LAB_TORCH_THREADS", 0, minimum=0)
 # How often a worker writes a candidate's streamed text to the database (the page reads
@@ -331,6 +336,9 @@ if LAB_GENERATION_URL and not LAB_GENERATION_URL.startswith(("http://", "https:/
         f"LAB_GENERATION_URL must be an http(s) URL, got {LAB_GENERATION_URL!r}"
     )
 LAB_GENERATION_API_KEY = env_str("LAB_GENERATION_API_KEY", "")  # sent as a Bearer token
+# Send generation tasks from a thread of their own, so a slow or absent broker delays no
+# request. The web server sets it (hhh/asgi.py); elsewhere the send is made in line.
+LAB_ENQUEUE_IN_BACKGROUND = env_bool("LAB_ENQUEUE_IN_BACKGROUND", False)
 # Live text to the page: the worker publishes each change on Redis pub/sub here and the
 # stream view forwards it at once. Default: the broker's server when it is Redis; empty
 # (the embedded default) makes the view read the rows at a short interval instead.

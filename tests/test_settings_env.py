@@ -45,15 +45,7 @@ def test_env_helpers_fail_loudly_on_bad_values(monkeypatch, reader, raw, message
     ],
 )
 def test_the_lab_refuses_to_start_with_a_bad_setting(name, value, message):
-    env = {**os.environ, name: value}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = check_in_a_new_process(**{name: value})
     assert result.returncode != 0
     assert message in result.stderr
 
@@ -107,3 +99,15 @@ PRODUCTION_ENV = {
     "DJANGO_HTTPS": "1",
     "DJANGO_BEHIND_TLS_PROXY": "1",
 }
+
+
+def check_in_a_new_process(**env) -> subprocess.CompletedProcess:
+    """`manage.py check` with ``env`` over the suite's environment."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

@@ -18,7 +18,7 @@ from tests.conftest import REPO, worker_database_url
 # Drives hhh.asgi.application with raw ASGI messages, as uvicorn would: the login form,
 # then the conversation page (its CSRF token), then the message.
 WEB_PROCESS = r"""
-import asyncio, json, re, sys
+import asyncio, json, re, sys, time
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode
 
@@ -77,6 +77,10 @@ async def main(username, password, conversation):
 
 
 status = asyncio.run(main(*sys.argv[1:]))
+for _ in range(100):  # the web server sends its tasks from a thread of its own
+    if published:
+        break
+    time.sleep(0.1)
 print(json.dumps({
     "status": status,
     "published": published,

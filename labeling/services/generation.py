@@ -7,12 +7,15 @@ whose rows were taken over changes nothing."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from functools import partial
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
@@ -44,13 +47,28 @@ def candidates_create(*, turn: Turn, campaign: Campaign) -> list[CandidateRespon
 
 
 def _enqueue_generation(turn_id: int) -> None:
-    """Send the turn's task. Runs after the commit: a broker that is away (paused,
-    restarting) must not turn a saved send into an error, so a failed send is logged and
-    left to beat's requeue, which sends any turn still pending after the stale threshold."""
+    """Send the turn's task. Runs after the commit. In the web server
+    (LAB_ENQUEUE_IN_BACKGROUND, set by hhh/asgi.py) from a thread of its own: a broker that
+    is slow or away then holds up no page."""
+    if settings.LAB_ENQUEUE_IN_BACKGROUND:
+        _sender().submit(_send_generation, turn_id)
+    else:
+        _send_generation(turn_id)
+
+
+def _send_generation(turn_id: int) -> None:
+    """A failed send (the broker paused, restarting) is logged and left to beat's requeue,
+    which sends any turn still pending after the stale threshold: a saved send is never
+    turned into an error."""
     try:
         app.send_task(GENERATE_TASK, args=[turn_id], retry_policy=ENQUEUE_RETRY)
     except (KombuError, OSError) as exc:
         log.warning("generation of turn %d not enqueued (the requeue will): %r", turn_id, exc)
+
+
+@functools.cache
+def _sender() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="lab-enqueue")
 
 
 def _claimable(stale_after_s: float, holder: str) -> Q:
