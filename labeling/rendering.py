@@ -30,6 +30,12 @@ def _renderer() -> MarkdownIt:
     )
 
 
+# A response is shown many times (the stream's end, each reload, the page after a pick) and
+# never changes once done: each process keeps the last RENDERED_KEPT renderings.
+RENDERED_KEPT = 2048
+
+
+@lru_cache(maxsize=RENDERED_KEPT)
 def render_markdown(text: str) -> SafeString:
     html = _renderer().render(text)
     return mark_safe(  # noqa: S308 - sanitised on the line above by nh3
