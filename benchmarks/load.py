@@ -186,14 +186,45 @@ def _run(args, faults, url, lab_pid, redis, database_url):
 
     striker = threading.Thread(target=strike_all, daemon=True)
     striker.start()
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), _cpu_seconds(lab_pid)
     crowd.worker_logs = run_workers(
         config, lambda index: LoggingBrowser(url, crowd), worker_class=LoadWorker
     )
     crowd.seconds = time.monotonic() - started
+    cpu_after = _cpu_seconds(lab_pid)
+    crowd.cpu_share = {
+        name: round((cpu_after[name] - cpu_before.get(name, 0.0)) / crowd.seconds, 2)
+        for name in cpu_after
+    }
     done.set()
     striker.join()
     return crowd, fault_logs, since
+
+
+def _cpu_seconds(lab_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by each of the lab's children (with their own children),
+    by this harness, and by the whole machine (all cores)."""
+    import psutil
+
+    def used(process) -> float:
+        total = 0.0
+        for each in [process, *process.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = each.cpu_times()
+                total += times.user + times.system
+        return total
+
+    seconds = {"harness": used(psutil.Process())}
+    for child in psutil.Process(lab_pid).children():
+        with contextlib.suppress(psutil.Error):
+            args = " ".join(child.cmdline())
+            name = next(
+                (n for n in ("uvicorn", "generate@", "train@", "beat") if n in args), "other"
+            )
+            seconds[name.rstrip("@").replace("uvicorn", "web")] = used(child)
+    machine = psutil.cpu_times()
+    seconds["machine"] = machine.user + machine.system + machine.nice
+    return seconds
 
 
 def _capacity(turns: int) -> dict | None:

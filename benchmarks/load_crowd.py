@@ -41,6 +41,7 @@ class CrowdLog:
     streams: list[StreamLog] = field(default_factory=list)
     worker_logs: list = field(default_factory=list)  # each simulated worker's WorkerLog
     seconds: float = 0.0  # from the first arrival to the last worker's end
+    cpu_share: dict = field(default_factory=dict)  # cores used on average, by process
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, item) -> None:

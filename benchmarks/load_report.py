@@ -79,6 +79,7 @@ def summarize(args, crowd, faults, since, capacity) -> dict:
         ],
         "recovery_s": {f.fault: f.recovery_s for f in faults},
         "generation_capacity": capacity,
+        "cpu_cores_used": crowd.cpu_share,
     }
     struck = [f.fault for f in faults]
     summary["faults_not_struck"] = [name for name in _asked(args) if name not in struck]
