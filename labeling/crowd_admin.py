@@ -58,9 +58,10 @@ class GuidelinesAdmin(AddOnly, admin.ModelAdmin):
         """Prefilled from ``?from=<version id>``, or ``?campaign=<id>``'s current version."""
         initial = super().get_changeform_initial_data(request)
         base = None
-        if request.GET.get("from", "").isdigit():
+        # isdecimal, not isdigit: "²" is a digit that int() refuses.
+        if request.GET.get("from", "").isdecimal():
             base = Guidelines.objects.filter(pk=request.GET["from"]).first()
-        elif request.GET.get("campaign", "").isdigit():
+        elif request.GET.get("campaign", "").isdecimal():
             campaign = Campaign.objects.filter(pk=request.GET["campaign"]).first()
             base = campaign.current_guidelines() if campaign else None
         if base is not None:

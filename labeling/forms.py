@@ -1,6 +1,7 @@
 import time
 
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
 
 from labeling.scale import CHOICES
 from labeling.services.conversations import MAX_MESSAGE_CHARS
@@ -14,6 +15,19 @@ def one_to_five(label: str) -> forms.TypedChoiceField:
         widget=forms.RadioSelect,
         label=label,
     )
+
+
+class LoginForm(AuthenticationForm):
+    """Django's log-in form, refusing a username longer than the column (the wrong name
+    or password, as for any unknown user) before it authenticates: Django sets the field's
+    max_length without its validator, so such a name reached django-axes, whose record of
+    the failure (255 characters) PostgreSQL refused with a 500."""
+
+    def clean(self):
+        username = self.cleaned_data.get("username")
+        if username is not None and len(username) > self.fields["username"].max_length:
+            raise self.get_invalid_login_error()
+        return super().clean()
 
 
 class MessageForm(forms.Form):

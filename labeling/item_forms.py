@@ -77,7 +77,7 @@ def rank_cards(responses: Sequence, posted: Mapping) -> list[RankCard]:
                 letter=response.letter,
                 position=response.position,
                 candidate=response.candidate,
-                place=int(place) if place.isdigit() else response.position + 1,
+                place=int(place) if place.isdecimal() else response.position + 1,  # not "²"
             )
         )
     return cards

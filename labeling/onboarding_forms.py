@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from labeling import scale
 from labeling.item_forms import RankingForm, RejudgeForm
 from labeling.models import MAX_CANDIDATES, GoldItem, Guidelines
-from labeling.services.gold import gold_item_check
+from labeling.services.gold import gold_item_check, is_unicode
 from labeling.services.onboarding import guidelines_examples_check
 from models_backend.dialogue import ASSISTANT, HUMAN, Message
 from training.questions import BETTER
@@ -118,6 +118,11 @@ def _json_object(text: str) -> dict:
         raise ValidationError(f"The ranking examples are not JSON: {exc.msg}.") from None
     if not isinstance(value, dict):
         raise ValidationError("The ranking examples must be a JSON object.")
+    # JSON's escapes make what no database column stores: "\u0000" (PostgreSQL's jsonb
+    # refuses it) and half a surrogate pair ("\ud800", no encoding takes it).
+    texts = [text for pair in value.items() for text in pair if isinstance(text, str)]
+    if any("\x00" in text or not is_unicode(text) for text in texts):
+        raise ValidationError("The ranking examples hold a NUL character or a lone surrogate.")
     return value
 
 

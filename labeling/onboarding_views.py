@@ -85,12 +85,12 @@ def _consent_page(request, campaign, *, mode=None, errors=(), status=200):
 def quiz(request, slug):
     campaign = selectors.get_campaign_for_worker(request.user, slug)
     if request.method == "GET":
-        feedback_on = request.GET.get("answer", "")
-        if not feedback_on.isdigit():
+        feedback_on = _int(request.GET.get("answer")) or None  # not a number: no feedback
+        if feedback_on is None:
             stage = worker_stage(campaign, request.user)
             if stage not in (Stage.QUIZ, Stage.NOT_QUALIFIED):
                 return redirect(selectors.next_step_url(campaign, request.user))
-        return _quiz_page(request, campaign, feedback_on=int(feedback_on) if feedback_on else None)
+        return _quiz_page(request, campaign, feedback_on=feedback_on)
     if request.POST.get("action") == "start":
         try:
             services.quiz_start(campaign=campaign, worker=request.user)
@@ -126,7 +126,8 @@ def _quiz_answer(request, campaign):
 
 
 def _int(value) -> int:
-    return int(value) if isinstance(value, str) and value.isdigit() else 0
+    # isdecimal, not isdigit: "²" is a digit that int() refuses.
+    return int(value) if isinstance(value, str) and value.isdecimal() else 0
 
 
 def _errors(form) -> list[str]:

@@ -7,6 +7,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -124,4 +125,6 @@ def leaderboard_plot(request):
 
 def _campaign_or_none(request) -> Campaign | None:
     slug = request.GET.get("campaign")
+    if slug and "\x00" in slug:  # no campaign's; PostgreSQL refuses it in a query
+        raise Http404
     return get_object_or_404(Campaign, slug=slug) if slug else None

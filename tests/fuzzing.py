@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
-from django.db import transaction
+from django.apps import apps
+from django.db import connection, transaction
 from hypothesis import HealthCheck, settings
 
 PROFILE_ENV = "HYPOTHESIS_PROFILE"
@@ -49,3 +50,21 @@ def rolled_back():
     with transaction.atomic():
         yield
         transaction.set_rollback(True)
+
+
+def labeling_counts() -> dict[str, int]:
+    """Rows of every labeling model: what "nothing was written" is checked against. One
+    query (a count per table), as examples run hundreds of times."""
+    models = list(apps.get_app_config("labeling").get_models())
+    quote = connection.ops.quote_name
+    counts = ", ".join(f"(SELECT COUNT(*) FROM {quote(m._meta.db_table)})" for m in models)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {counts}")
+        row = cursor.fetchone()
+    return {model.__name__: n for model, n in zip(models, row, strict=True)}
+
+
+def growth(before: dict[str, int]) -> dict[str, int]:
+    """The models whose row counts changed since ``before``, and by how much."""
+    after = labeling_counts()
+    return {name: after[name] - before[name] for name in after if after[name] != before[name]}

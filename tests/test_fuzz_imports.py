@@ -23,14 +23,13 @@ import re
 from io import StringIO
 
 import pytest
-from django.apps import apps
 from django.core.management import CommandError, call_command
 from hypothesis import event, given
 from hypothesis import strategies as st
 
 from labeling.models import GoldItem
 from tests import factories
-from tests.fuzzing import rolled_back
+from tests.fuzzing import growth, labeling_counts, rolled_back
 from training.data import DataError
 from training.loaders import load_rankings
 
@@ -209,14 +208,6 @@ def _get(row, path):
 # ---- The property
 
 
-def labeling_counts() -> dict[str, int]:
-    """Rows of every labeling model: what "nothing was written" is checked against."""
-    return {
-        model.__name__: model.objects.count()
-        for model in apps.get_app_config("labeling").get_models()
-    }
-
-
 def first_bad(lines) -> int | None:
     return next((n for n, (_, bad) in enumerate(lines, start=1) if bad), None)
 
@@ -240,8 +231,7 @@ def refused_or_imported(run, path, lines, named) -> dict[str, int] | None:
         assert labeling_counts() == before, "a refused file wrote rows"
         return None
     assert bad is None, f"line {bad} is bad, yet the file was imported"
-    after = labeling_counts()
-    return {name: after[name] - before[name] for name in after if after[name] != before[name]}
+    return growth(before)
 
 
 def line_in_path(path):

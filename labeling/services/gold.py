@@ -90,12 +90,14 @@ def gold_item_check(
     for text in [*(m.text for m in context), *responses, explanation]:
         if "\x00" in text:  # no text column (PostgreSQL's included) stores NUL
             raise ValidationError("The text holds a NUL character.")
-        if not _is_unicode(text):  # JSON's "\ud800": half a surrogate pair, stored nowhere
+        if not is_unicode(text):  # JSON's "\ud800": half a surrogate pair, stored nowhere
             raise ValidationError("The text holds a lone surrogate (\\ud800-\\udfff).")
     return GoldSpec(tuple(context), tuple(responses), groups, explanation.strip())
 
 
-def _is_unicode(text: str) -> bool:
+def is_unicode(text: str) -> bool:
+    """False for a str holding half a surrogate pair (JSON's "\\ud800"): no encoding,
+    and so no database, takes it."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

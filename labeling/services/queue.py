@@ -290,10 +290,11 @@ def _finished_row(
 
 
 def _bounded(draft: dict) -> dict:
-    """What the worker had typed, as text and bounded: it comes straight from a form post."""
+    """What the worker had typed, as text and bounded: it comes straight from a form post.
+    NUL characters are dropped: PostgreSQL's jsonb stores none (a draft is not judged)."""
     if not isinstance(draft, dict):
         raise ValidationError("A draft is a set of form fields.")
     kept = {}
     for key, value in list(draft.items())[:MAX_DRAFT_FIELDS]:
-        kept[str(key)[:100]] = str(value)[:MAX_DRAFT_CHARS]
+        kept[str(key).replace("\x00", "")[:100]] = str(value).replace("\x00", "")[:MAX_DRAFT_CHARS]
     return kept
