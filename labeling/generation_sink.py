@@ -15,14 +15,19 @@ from models_backend.generation import Candidate
 from models_backend.orchestrate import Chosen, Throttle
 
 log = logging.getLogger(__name__)
+# The page hears a response's text at most this often: twenty changes a second reads as
+# smooth, and every one more costs the worker a publish and the web server an event (a
+# tiny model writes hundreds of tokens a second).
+PUBLISH_EVERY_S = 0.05
 
 
 class GenerationSink:
     """``orchestrate.Sink`` for the rows one task holds. ``progress`` comes on every token
-    step that changes a row's text: the change goes to the page at once over Redis pub/sub
-    where there is a ``publisher`` (``labeling.streams``), and reaches the database at most
-    once per ``every_s`` seconds (LAB_GENERATION_PROGRESS_SECONDS); the final text comes
-    with ``complete``, and then the stream hears that the row has ended."""
+    step that changes a row's text: the change goes to the page over Redis pub/sub where
+    there is a ``publisher`` (``labeling.streams``) at most once per PUBLISH_EVERY_S, and
+    reaches the database at most once per ``every_s`` seconds
+    (LAB_GENERATION_PROGRESS_SECONDS); the final text comes with ``complete``, and then the
+    stream hears that the row has ended (and reads the final text from the row)."""
 
     def __init__(
         self,
@@ -37,9 +42,11 @@ class GenerationSink:
         self.turns = turns  # candidate id -> turn id (the stream's channel)
         self.publisher = publisher
         self._throttles: dict[int, Throttle] = {}
+        self._published: dict[int, Throttle] = {}
 
     def progress(self, candidate_id: int, text: str) -> None:
-        if self.publisher is not None:
+        published = self._published.setdefault(candidate_id, Throttle(PUBLISH_EVERY_S))
+        if self.publisher is not None and published.due():
             self.publisher.text(
                 turn_id=self.turns[candidate_id], candidate_id=candidate_id, text=text
             )
