@@ -291,7 +291,7 @@ HH_BREAKERS = [
 # File names: plain, odd unicode, and as long as a file system takes (255 bytes), which
 # is longer than the lab's source columns.
 FILE_NAMES = st.one_of(
-    st.just("pairs.jsonl"),
+    st.just("pairs"),
     st.text(st.characters(codec="utf-8", exclude_characters="\x00/"), min_size=1, max_size=30),
     st.just("n" * 249),
 ).map(lambda name: f"{name}.jsonl")
@@ -461,7 +461,8 @@ def lab_key(row: dict) -> str:
             row["answer"].get("strength"),
             kept,
             row.get("provenance") or {},
-        ]
+        ],
+        sort_keys=True,  # PostgreSQL's jsonb keeps an object's keys in its own order
     )
 
 
