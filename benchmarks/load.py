@@ -206,15 +206,15 @@ def _cpu_seconds(lab_pid: int) -> dict[str, float]:
     by this harness, and by the whole machine (all cores)."""
     import psutil
 
-    def used(process) -> float:
+    def used(process, *, with_children: bool = True) -> float:
         total = 0.0
-        for each in [process, *process.children(recursive=True)]:
+        for each in [process, *(process.children(recursive=True) if with_children else [])]:
             with contextlib.suppress(psutil.Error):
                 times = each.cpu_times()
                 total += times.user + times.system
         return total
 
-    seconds = {"harness": used(psutil.Process())}
+    seconds = {"harness": used(psutil.Process(), with_children=False)}  # the lab apart
     for child in psutil.Process(lab_pid).children():
         with contextlib.suppress(psutil.Error):
             args = " ".join(child.cmdline())

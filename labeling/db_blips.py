@@ -64,7 +64,15 @@ def _close_broken() -> None:
 class DatabaseBlipMiddleware(MiddlewareMixin):
     """Calls the (synchronous) view itself, to see what it commits and to retry it. Last in
     the list: every other middleware's process_view (CSRF) has passed. The token stream, an
-    async view, reads only and answers its own errors: it is left alone."""
+    async view, reads only and answers its own errors: it is left alone.
+
+    Synchronous only, on purpose: under ASGI Django then runs the whole middleware chain in
+    one thread per request, instead of hopping between the event loop and a thread for
+    each middleware's every method (two hops each), hops that wait on the GIL and made
+    pages slow under load long before the web server was busy."""
+
+    sync_capable = True
+    async_capable = False
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         if iscoroutinefunction(view_func):
