@@ -104,7 +104,9 @@ BAD_CHARACTERS = st.sampled_from(["\x00", "\ud800", "\udfff"])  # NUL, lone surr
 def spoiled(draw, text: str) -> str:
     """``text`` with a NUL or a lone surrogate somewhere in it."""
     at = draw(st.integers(0, min(len(text), 50)))
-    return text[:at] + draw(BAD_CHARACTERS) + text[at:]
+    bad = draw(BAD_CHARACTERS)
+    event(f"spoiled with {bad!r}")
+    return text[:at] + bad + text[at:]
 
 
 @st.composite
