@@ -95,6 +95,20 @@ def campaign(tiny_assistant):
 
 
 @pytest.fixture
+def conversation(campaign, owner):
+    """The owner's conversation in the chat campaign."""
+    from labeling.services.conversations import conversation_start
+
+    return conversation_start(campaign=campaign, worker=owner)
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    client.force_login(owner)
+    return client
+
+
+@pytest.fixture
 def red_team_campaign(tiny_assistant):
     """Red-teamers pick the more harmful response at every turn (two turns at most)."""
     from labeling.models import Campaign

@@ -26,17 +26,6 @@ class Blips:
         return self.func(*args, **kwargs)
 
 
-@pytest.fixture
-def conversation(campaign, owner):
-    return svc.conversation_start(campaign=campaign, worker=owner)
-
-
-@pytest.fixture
-def owner_client(client, owner):
-    client.force_login(owner)
-    return client
-
-
 def test_a_page_that_meets_a_dropped_connection_is_served_by_one_retry(
     owner_client, conversation, monkeypatch
 ):

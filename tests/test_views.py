@@ -11,17 +11,6 @@ pytestmark = pytest.mark.django_db
 HX = {"HTTP_HX_REQUEST": "true"}
 
 
-@pytest.fixture
-def conversation(campaign, owner):
-    return svc.conversation_start(campaign=campaign, worker=owner)
-
-
-@pytest.fixture
-def owner_client(client, owner):
-    client.force_login(owner)
-    return client
-
-
 def url(name, pk):
     return reverse(f"labeling:{name}", args=[pk])
 
