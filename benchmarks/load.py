@@ -60,9 +60,10 @@ def main(argv: list[str] | None = None) -> None:
         stack.callback(_stop, lab)
         url = f"http://127.0.0.1:{port}"
         wait_http(url + "/healthz", timeout=300)  # database, broker, every worker beating
+        alone = _alone(args, url)  # the baseline: the same walk with nobody else about
         crowd, fault_logs, since = _run(args, faults, url, lab.pid, redis, database_url)
         capacity = _capacity(args.capacity_turns)
-        summary = summarize(args, crowd, fault_logs, since, capacity)
+        summary = summarize(args, crowd, fault_logs, since, capacity, alone)
         summary["lab_log_tail"] = (folder / "lab.log").read_text()[-2000:].splitlines()[-12:]
     print(json.dumps(summary, indent=2))
 
@@ -146,6 +147,23 @@ def _stop(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def _alone(args, url: str):
+    """One worker's walk (entry, quiz, --tasks chats) alone on the lab, before the crowd:
+    the pages and the turns at no load, the baseline the crowd's figures are set against."""
+    from benchmarks.load_crowd import CrowdLog, LoadWorker, LoggingBrowser
+    from labeling.crowd_sim.run import CrowdConfig, run_workers
+
+    config = CrowdConfig(
+        url=url, campaign=CAMPAIGN, workers=1, tasks=args.tasks, think_s=0.5, seed=1
+    )
+    for _ in range(2):  # the first walk warms the processes up (imports, templates, model)
+        alone = CrowdLog()
+        alone.worker_logs = run_workers(
+            config, lambda index, log=alone: LoggingBrowser(url, log), worker_class=LoadWorker
+        )
+    return alone
 
 
 def _run(args, faults, url, lab_pid, redis, database_url):

@@ -12,7 +12,7 @@ GOAL_RECOVERY_S = 30.0
 LOGIN = ("/prolific/", "/accounts/login/")  # entry: a password or link check, apart
 
 
-def summarize(args, crowd, faults, since, capacity) -> dict:
+def summarize(args, crowd, faults, since, capacity, alone) -> dict:
     from labeling.models import Judgment, Turn
 
     logs = crowd.worker_logs
@@ -30,7 +30,9 @@ def summarize(args, crowd, faults, since, capacity) -> dict:
     ]
     refused = [r for r in requests if 400 <= r.status < 500]
     outside = [r for r in refused if not any(lo <= r.at <= hi for lo, hi in windows)]
-    pages = [r.seconds for r in requests if not r.endpoint.split(" ", 1)[1].startswith(LOGIN)]
+    pages = _pages(requests)
+    alone_pages = _quantiles(_pages(alone.requests), scale=1000)
+    alone_ready = _quantiles([s.ready_s for s in alone.streams if s.ready_s])
     sends = [r for r in requests if r.endpoint.endswith("/messages/") and 200 <= r.status < 400]
     start = min((r.at for r in requests), default=0.0)
     summary = {
@@ -80,6 +82,21 @@ def summarize(args, crowd, faults, since, capacity) -> dict:
         "recovery_s": {f.fault: f.recovery_s for f in faults},
         "generation_capacity": capacity,
         "cpu_cores_used": crowd.cpu_share,
+        "baseline_one_worker_alone": {
+            "page_latency_ms": alone_pages,
+            "send_to_ready_s": alone_ready,
+        },
+    }
+    summary["ratios"] = {
+        # how much slower the pages are with the crowd than for one worker alone
+        "page_p95_crowd_vs_alone": _ratio(
+            summary["page_latency_ms"].get("p95"), alone_pages.get("p95")
+        ),
+        # turns a second one generation worker serves, against one turn at a time
+        "capacity_vs_one_turn_at_a_time": _ratio(
+            (capacity or {}).get("turns_per_s"),
+            1 / alone_ready["p50"] if alone_ready.get("p50") else None,
+        ),
     }
     struck = [f.fault for f in faults]
     summary["faults_not_struck"] = [name for name in _asked(args) if name not in struck]
@@ -94,6 +111,14 @@ def summarize(args, crowd, faults, since, capacity) -> dict:
         and all(f.recovery_s is not None and f.recovery_s < GOAL_RECOVERY_S for f in faults),
     }
     return summary
+
+
+def _pages(requests) -> list[float]:
+    return [r.seconds for r in requests if not r.endpoint.split(" ", 1)[1].startswith(LOGIN)]
+
+
+def _ratio(value, baseline) -> float | None:
+    return round(value / baseline, 2) if value and baseline else None
 
 
 def _asked(args) -> list[str]:
