@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--tasks", type=int, default=3, help="chat tasks per worker")
     parser.add_argument("--faults", default="", help="comma-separated, in order of striking")
     parser.add_argument("--model", default="tiny-random", help="the assistant's model spec")
-    parser.add_argument("--think", type=float, default=5.0, help="seconds per typing or judging")
+    parser.add_argument("--think", type=float, default=10.0, help="seconds per typing or judging")
     parser.add_argument("--arrival", type=float, default=20.0, help="workers arrive over this")
     parser.add_argument("--web-workers", type=int, default=1, help="uvicorn processes")
     parser.add_argument("--first-fault", type=float, default=20.0, help="seconds into the run")

@@ -281,6 +281,9 @@ if LAB_CACHE_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": LAB_CACHE_URL,
             "KEY_PREFIX": "lab",  # beside Celery's keys when it shares the broker's database
+            # A Redis that stops answering must not hold a page: the limits then let the work
+            # through (labeling.limits), half a second later at most.
+            "OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
         }
     }
 else:
