@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default="tiny-random", help="the assistant's model spec")
     parser.add_argument("--think", type=float, default=10.0, help="seconds per typing or judging")
     parser.add_argument("--arrival", type=float, default=20.0, help="workers arrive over this")
-    parser.add_argument("--web-workers", type=int, default=1, help="uvicorn processes")
+    parser.add_argument("--web-workers", type=int, default=2, help="uvicorn processes")
     parser.add_argument("--first-fault", type=float, default=20.0, help="seconds into the run")
     parser.add_argument("--fault-gap", type=float, default=5.0, help="seconds between faults")
     parser.add_argument("--capacity-turns", type=int, default=40, help="0: no capacity run")
