@@ -192,10 +192,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-STATIC_ROOT.mkdir(exist_ok=True)
-# Also straight from the apps' folders (read once at start): a fresh checkout and the suite
-# serve their static files with debug off and before any collectstatic.
-WHITENOISE_USE_FINDERS = True  # else WhiteNoise warns at every start before collectstatic
+STATIC_ROOT.mkdir(exist_ok=True)  # else WhiteNoise warns at every start before collectstatic
 
 # --- Celery: a folder broker under var/ by default; CELERY_BROKER_URL=redis://… for Redis.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")

@@ -88,5 +88,9 @@ isolate(os.environ)
 
 from hhh.settings import *  # noqa: E402, F403
 
+# The suite's servers serve static files straight from the apps' folders (debug is off and
+# nothing is collected); the lab serves the collected, compressed copies.
+WHITENOISE_USE_FINDERS = True
+
 # Users are made by the hundred in the suite: a fast hash (never outside tests).
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

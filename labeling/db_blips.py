@@ -13,15 +13,16 @@ list so it sees a view's exception first, closes the broken connection and then:
 - else (the retry met the blip too) answers 503 with a short "try again" page that needs
   no database, and Retry-After.
 
-Writes are seen through an execute wrapper: a statement that changes data counts once it
-is committed (at once in autocommit, else when the outermost transaction commits)."""
+Writes are seen through an execute wrapper and the connection's commit: a statement that
+changes data counts once it is committed (at once in autocommit, else when the outermost
+transaction commits)."""
 
 from __future__ import annotations
 
 import logging
 from inspect import iscoroutinefunction
 
-from django.db import InterfaceError, OperationalError, connections, transaction
+from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpResponse, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.utils.deprecation import MiddlewareMixin
@@ -33,23 +34,26 @@ READ_ONLY = ("SELECT", "SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "SET", "SHOW
 
 
 class _Writes:
-    """An execute wrapper that notes whether the request has committed a write."""
+    """Whether the request has committed a write: a statement that changes data, at once in
+    autocommit, else once its transaction commits (an execute wrapper sees the statements;
+    the connection's commit and rollback, wrapped for the request, end a transaction)."""
 
     def __init__(self):
         self.committed = False
-
-    def _mark(self):
-        self.committed = True
+        self._pending = False  # a write inside the open transaction
 
     def __call__(self, execute, sql, params, many, context):
         result = execute(sql, params, many, context)
         if not sql.lstrip().upper().startswith(READ_ONLY):
-            connection = context["connection"]
-            if connection.in_atomic_block:
-                transaction.on_commit(self._mark, using=connection.alias)
+            if context["connection"].in_atomic_block:
+                self._pending = True
             else:
-                self._mark()
+                self.committed = True
         return result
+
+    def ended(self, *, committed: bool) -> None:
+        self.committed = self.committed or (committed and self._pending)
+        self._pending = False
 
 
 def is_blip(exc: BaseException) -> bool:
@@ -99,18 +103,28 @@ class DatabaseBlipMiddleware(MiddlewareMixin):
 
 
 class _wrap_all:
-    """The wrapper on every database alias, for the duration of a block."""
+    """``writes`` watching every database alias, for the duration of a block."""
 
-    def __init__(self, wrapper):
-        self._managers = [conn.execute_wrapper(wrapper) for conn in connections.all()]
+    def __init__(self, writes: _Writes):
+        self._writes = writes
+        self._wrappers = [conn.execute_wrapper(writes) for conn in connections.all()]
 
     def __enter__(self):
-        for manager in self._managers:
-            manager.__enter__()
+        for conn, wrapper in zip(connections.all(), self._wrappers, strict=True):
+            wrapper.__enter__()
+            commit, rollback = conn.commit, conn.rollback
+            # This thread's connection object only: instance attributes, removed on exit.
+            conn.commit = lambda commit=commit: (commit(), self._writes.ended(committed=True))
+            conn.rollback = lambda rollback=rollback: (
+                rollback(),
+                self._writes.ended(committed=False),
+            )
 
     def __exit__(self, *exc):
-        for manager in reversed(self._managers):
-            manager.__exit__(*exc)
+        for conn, wrapper in zip(connections.all(), self._wrappers, strict=True):
+            conn.__dict__.pop("commit", None)
+            conn.__dict__.pop("rollback", None)
+            wrapper.__exit__(*exc)
 
 
 def _back(request) -> HttpResponse:

@@ -42,6 +42,7 @@ def production_server(django_db_setup, tmp_path):
         "DATABASE_URL": worker_database_url(),
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": "test-only",
+        "DJANGO_SETTINGS_MODULE": "hhh.settings",  # the lab's own (collected static files)
     }
     log_path = tmp_path / "web.log"
     with open(log_path, "w") as log:

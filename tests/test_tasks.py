@@ -1,9 +1,11 @@
 """The Celery tasks' own logic, called in-process (the worker tests run them for real)."""
 
+import time
+
 import pytest
 
 from labeling import tasks
-from labeling.generation_sink import GenerationSink
+from labeling.generation_sink import PUBLISH_EVERY_S, GenerationSink
 from labeling.models import CandidateResponse
 from labeling.services import conversations as svc
 from labeling.services import generation
@@ -98,7 +100,11 @@ def test_the_sink_writes_each_rows_streamed_text_at_most_once_per_interval(turn,
         sink.progress(first.pk, text)
     sink.progress(second.pk, "x")
     assert writes == ["a", "x"]  # each row's first text at once, then nothing for a minute
-    assert [p[2] for p in published] == ["a", "ab", "abc", "x"]  # the page hears every step
+    # The page hears each row's first text at once, then at most every PUBLISH_EVERY_S.
+    assert [p[2] for p in published] == ["a", "x"]
+    time.sleep(PUBLISH_EVERY_S)
+    sink.progress(first.pk, "abcd")
+    assert [p[2] for p in published] == ["a", "x", "abcd"]
     sink.fail([first.pk, second.pk], "boom")
     assert published[-2:] == [(turn.pk, first.pk, "end"), (turn.pk, second.pk, "end")]
 
