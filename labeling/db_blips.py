@@ -84,7 +84,7 @@ class DatabaseBlipMiddleware(MiddlewareMixin):
         writes = _Writes()
         for attempt in (1, 2):
             try:
-                with _wrap_all(writes):
+                with _Watching(writes):
                     return view_func(request, *view_args, **view_kwargs)
             except Exception as exc:
                 if not is_blip(exc):
@@ -102,7 +102,7 @@ class DatabaseBlipMiddleware(MiddlewareMixin):
         return response
 
 
-class _wrap_all:
+class _Watching:
     """``writes`` watching every database alias, for the duration of a block."""
 
     def __init__(self, writes: _Writes):
