@@ -251,6 +251,7 @@ def _capacity(turns: int) -> dict | None:
     if turns < 1:
         return None
     from django.contrib.auth import get_user_model
+    from django.utils import timezone
 
     from benchmarks.load_faults import turns_in_flight
     from labeling.models import Campaign
@@ -261,8 +262,6 @@ def _capacity(turns: int) -> dict | None:
         get_user_model().objects.create_user(f"capacity{i:03d}-{secrets.token_hex(2)}")
         for i in range(turns)
     ]
-    from django.utils import timezone
-
     since = timezone.now()
     started = time.monotonic()
     for user in users:

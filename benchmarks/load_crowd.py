@@ -12,7 +12,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 
-from labeling.crowd_sim.browser import Browser, Page
+from labeling.crowd_sim.browser import Browser, Page, endpoint
 from labeling.crowd_sim.worker import SimWorker
 
 # A response's first characters: an event that sets or extends its text with something
@@ -60,8 +60,8 @@ class LoggingBrowser(Browser):
 
     def _open(self, request: urllib.request.Request, method: str) -> Page:
         started = time.monotonic()
-        path = re.sub(r"/\d+/", "/<id>/", urllib.parse.urlsplit(request.full_url).path)
-        if method == "POST" and path.endswith("/messages/"):
+        name = endpoint(method, request.full_url)
+        if name.startswith("POST") and name.endswith("/messages/"):
             self.last_send = started
         status = 0
         try:
@@ -72,7 +72,7 @@ class LoggingBrowser(Browser):
             status = getattr(getattr(exc, "page", None), "status", 0)
             raise
         finally:
-            self.log.add(Request(started, f"{method} {path}", status, time.monotonic() - started))
+            self.log.add(Request(started, name, status, time.monotonic() - started))
 
     def stream(self, path: str) -> StreamLog:
         """Read a turn's server-sent events until the finished turn arrives. In chunks, not

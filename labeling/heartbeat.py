@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from celery.signals import worker_ready
 from django.conf import settings
@@ -26,15 +27,14 @@ def beat(*, name: str, queues: list[str]) -> None:
     )
 
 
-def _beat_forever(name: str, queues: list[str], stop: threading.Event) -> None:
+def _beat_forever(name: str, queues: list[str]) -> None:
     while True:
         try:
             close_old_connections()  # a connection the database dropped is opened again
             beat(name=name, queues=queues)
         except DatabaseError as exc:
             log.warning("heartbeat of %s not written: %s", name, exc)
-        if stop.wait(settings.LAB_WORKER_HEARTBEAT_SECONDS):
-            return
+        time.sleep(settings.LAB_WORKER_HEARTBEAT_SECONDS)
 
 
 @worker_ready.connect
@@ -42,7 +42,7 @@ def _start(sender, **kwargs):
     queues = [queue.name for queue in sender.app.amqp.queues.consume_from.values()]
     threading.Thread(
         target=_beat_forever,
-        args=(sender.hostname, queues, threading.Event()),
+        args=(sender.hostname, queues),
         name="lab-heartbeat",
         daemon=True,  # ends with the worker
     ).start()

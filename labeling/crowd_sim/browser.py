@@ -123,6 +123,12 @@ class HttpError(Exception):
         self.page = page
 
 
+def endpoint(method: str, url: str) -> str:
+    """A request's endpoint for the latency figures: "POST /turns/<id>/compare/"."""
+    path = re.sub(r"/\d+/", "/<id>/", urllib.parse.urlsplit(url).path)
+    return f"{method} {path}"
+
+
 class Browser:
     """One simulated worker's browser. Every request's time is recorded per endpoint
     (the path with numbers as <id>) in the shared ``latencies``."""
@@ -169,8 +175,7 @@ class Browser:
             page = self._page(exc.geturl() or request.full_url, exc.code, exc.read())
             raise HttpError(page) from None
         finally:
-            path = re.sub(r"/\d+/", "/<id>/", urllib.parse.urlsplit(request.full_url).path)
-            self.latencies[f"{method} {path}"].append(time.perf_counter() - started)
+            self.latencies[endpoint(method, request.full_url)].append(time.perf_counter() - started)
         return page
 
     @staticmethod
